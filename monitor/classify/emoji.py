@@ -1,0 +1,63 @@
+"""Emoji and emoticon polarity, the same in every language.
+
+Valences on the lexicon scale (-4 … +4). Emoji that mostly mean "please"/"thanks" or mock
+as often as they cheer (🙏, 😂, 🔥) get small weights on purpose.
+"""
+
+from __future__ import annotations
+
+import re
+
+# fmt: off
+EMOJI_VALENCE: dict[str, float] = {
+    # joy, love, approval
+    "😀": 2.0, "😃": 2.0, "😄": 2.0, "😁": 2.0, "😆": 1.5, "😊": 2.0, "🙂": 1.0,
+    "😇": 1.5, "🥰": 2.5, "😍": 2.5, "😘": 2.0, "😻": 2.0, "🤩": 2.5, "☺": 1.5,
+    "😋": 1.5, "😎": 1.2, "🤗": 1.5, "🥳": 2.0, "😌": 1.0, "❤": 2.0, "♥": 2.0,
+    "💕": 2.0, "💖": 2.0, "💗": 2.0, "💓": 2.0, "💞": 2.0, "💝": 2.0, "💙": 1.8,
+    "💚": 1.8, "💛": 1.8, "💜": 1.8, "🧡": 1.8, "🤍": 1.5, "😙": 1.5, "😚": 1.5,
+    "👍": 1.8, "👌": 1.5, "👏": 1.8, "🙌": 1.8, "💪": 1.2, "✌": 1.0, "🤝": 1.2,
+    "🎉": 2.0, "🎊": 2.0, "✨": 1.0, "🌹": 1.5, "🌸": 1.0, "💐": 1.5, "🏆": 1.5,
+    "⭐": 1.2, "🌟": 1.5, "💯": 1.5, "✅": 1.0, "🥇": 1.5, "🙏": 0.5, "🔥": 0.5,
+    "😂": 0.3, "🤣": 0.3, "😅": 0.3,
+    # sadness, anger, disgust, disapproval
+    "😞": -2.0, "😔": -1.8, "😟": -1.8, "😕": -1.2, "🙁": -1.5, "☹": -1.8,
+    "😣": -1.8, "😖": -2.0, "😫": -2.0, "😩": -2.0, "😢": -2.0, "😭": -2.0,
+    "😤": -2.0, "😠": -2.5, "😡": -3.0, "🤬": -3.0, "👿": -2.5, "💢": -2.0,
+    "😒": -1.8, "🙄": -1.5, "😑": -1.0, "😐": -0.5, "😬": -1.0, "😓": -1.5,
+    "😥": -1.5, "😰": -1.8, "😨": -1.8, "😱": -1.5, "😧": -1.5, "😦": -1.2,
+    "🤮": -3.0, "🤢": -2.5, "💩": -2.0, "👎": -2.5, "💔": -2.2, "😿": -2.0,
+    "🤦": -1.8, "🤥": -2.0, "😈": -1.0, "🖕": -3.0, "❌": -1.0, "🚫": -1.0,
+    "😪": -1.0, "🥺": -0.8, "😮‍💨": -1.0, "🤡": -2.0, "🐍": -1.5, "🤧": -0.5,
+}
+
+_EMOTICONS: dict[str, float] = {
+    ":)": 1.5, ":-)": 1.5, ":D": 2.0, ":-D": 2.0, ";)": 1.0, "(:": 1.5, "<3": 2.0,
+    ":(": -1.8, ":-(": -1.8, ":'(": -2.0, "):": -1.8, ":/": -1.0, ":-/": -1.0,
+    ">:(": -2.5, "-_-": -1.0, "</3": -2.0,
+}
+# fmt: on
+_EMOTICON = re.compile(
+    r"(?<!\S)(" + "|".join(re.escape(e) for e in sorted(_EMOTICONS, key=len, reverse=True)) + r")"
+    r"(?!\S)"
+)
+_VARIATION = str.maketrans({"\ufe0f": None, "\ufe0e": None})
+
+
+def emoji_valences(text: str) -> list[float]:
+    """Valence of each polar emoji or emoticon; a run of one emoji counts at most three times."""
+    text = text.translate(_VARIATION)
+    found: list[float] = []
+    run_char, run_length = "", 0
+    for ch in text:
+        value = EMOJI_VALENCE.get(ch)
+        if value is None:
+            if not ch.isspace():
+                run_char, run_length = "", 0
+            continue
+        run_length = run_length + 1 if ch == run_char else 1
+        run_char = ch
+        if run_length <= 3:
+            found.append(value)
+    found += [_EMOTICONS[match] for match in _EMOTICON.findall(text)]
+    return found

@@ -1,0 +1,128 @@
+"""`monitor mentions`, and the workflow commands `ack`, `answer`, `resolve`, `ignore`, `reopen`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.cli.common import CliError, Command, actor, load, run_async, to_json, with_store
+from monitor.durations import parse_duration
+from monitor.store import Store
+from monitor.store import mentions as mention_store
+from monitor.store.tables import MENTION_STATES
+
+PUBLIC_FIELDS = (
+    "id",
+    "source",
+    "platform",
+    "url",
+    "title",
+    "text",
+    "author",
+    "published_at",
+    "fetched_at",
+    "language",
+    "sentiment",
+    "sentiment_score",
+    "needs_reply",
+    "tagged",
+    "state",
+    "state_by",
+    "state_at",
+    "watchlists",
+    "backfill",
+)
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", choices=MENTION_STATES, help="only mentions in this state")
+    parser.add_argument("--watchlist", "-w", help="only mentions matching this watchlist")
+    parser.add_argument("--since", help="only mentions fetched within this long, e.g. 1d, 6h")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many (newest first)")
+    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per mention")
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = load(args)
+    since = None
+    if args.since:
+        try:
+            since = datetime.now(UTC) - parse_duration(args.since)
+        except ValueError as exc:
+            raise CliError(f"--since: {exc}", exit_code=2) from None
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.read() as connection:
+            return await mention_store.list_mentions(
+                connection,
+                state=args.state,
+                watchlist=args.watchlist,
+                since=since,
+                limit=args.limit,
+            )
+
+    rows = run_async(with_store(config, action))
+    out = sys.stdout
+    for row in rows:
+        public = {key: row.get(key) for key in PUBLIC_FIELDS}
+        if args.json:
+            out.write(to_json(public) + "\n")
+        else:
+            text = " ".join((row["title"] or row["text"]).split())[:70]
+            out.write(
+                f"{row['id']:>6}  {row['state']:<12} {row['sentiment']:<8} "
+                f"{'reply' if row['needs_reply'] else '     '}  {row['language'] or '--':<3} "
+                f"{row['source'][:14]:<14} {text}\n"
+            )
+    if not rows and not args.json:
+        print("no mentions match", file=sys.stderr)
+    return 0
+
+
+def _state_command(
+    state: str, help_text: str, *, reason: bool = False, link: bool = False
+) -> Command:
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("id", type=int, help="mention id (see `monitor mentions`)")
+        if reason:
+            parser.add_argument("--reason", required=True, help="why (kept in the event log)")
+        if link:
+            parser.add_argument("--link", help="URL of the reply")
+
+    def handler(args: argparse.Namespace) -> int:
+        config = load(args)
+
+        async def action(store: Store) -> dict[str, Any]:
+            async with store.begin() as connection:
+                try:
+                    return await mention_store.set_state(
+                        connection,
+                        args.id,
+                        state,
+                        actor=actor(),
+                        now=datetime.now(UTC),
+                        reason=getattr(args, "reason", "") or "",
+                        answer_url=getattr(args, "link", None),
+                    )
+                except mention_store.StateChangeError as exc:
+                    raise CliError(str(exc)) from None
+
+        change = run_async(with_store(config, action))
+        print(f"mention {args.id}: {change['from']} → {change['to']}")
+        return 0
+
+    return Command(help_text, arguments, handler)
+
+
+COMMANDS = {
+    "mentions": Command("list stored mentions", _list_arguments, _list),
+    "ack": _state_command("acknowledged", "acknowledge a mention (stops escalation)"),
+    "answer": _state_command("answered", "mark a mention answered", link=True),
+    "resolve": _state_command("resolved", "mark a mention resolved"),
+    "ignore": _state_command(
+        "ignored", "mark a mention not relevant (kept, never deleted)", reason=True
+    ),
+    "reopen": _state_command("open", "reopen a mention"),
+}

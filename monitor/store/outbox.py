@@ -1,0 +1,275 @@
+"""Alert outbox: alerts are written in the same transaction as the decision that made
+them, then delivered by a worker that records each attempt.
+
+A crash between a sink accepting an alert and ``mark_sent`` leaves the row in
+``sending``; on restart it is retried, so that one alert may be repeated once. That is
+the only duplicate the design allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from monitor.store.tables import alert_outbox
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    dedup_key: str
+    kind: str
+    sink: str
+    payload: dict[str, Any]
+    mention_id: int | None = None
+    target: str = ""
+    thread_of_key: str | None = None  # dedup_key of the alert this one threads under
+    thread_of_id: int | None = None  # or that alert's row id, when already known
+    not_before: datetime | None = None  # quiet hours, batching
+    # "held": recorded but never sent itself (the mention went out in a storm or batch
+    # alert, which thread_of points at).
+    status: str = "pending"
+    # For storm and batch alerts: mentions to add to payload["mention_ids"], also when the
+    # row already exists (a storm grows while it lasts).
+    merge_ids: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def enqueue(connection: AsyncConnection, items: list[OutboxItem], now: datetime) -> list[int]:
+    """Insert the items whose dedup_key is new; return the new row ids.
+
+    An item may thread under one inserted earlier in the same call. Rows go in with one
+    bulk insert per threading level (a storm or batch alert, then what it holds)."""
+    if not items:
+        return []
+    keys = list(dict.fromkeys(item.dedup_key for item in items))
+    known: dict[str, _Known] = {}
+    for start in range(0, len(keys), _CHUNK):
+        rows = await connection.execute(
+            select(alert_outbox.c.id, alert_outbox.c.dedup_key, alert_outbox.c.payload).where(
+                alert_outbox.c.dedup_key.in_(keys[start : start + _CHUNK])
+            )
+        )
+        known.update({row.dedup_key: _Known(row.id, row.payload) for row in rows})
+    parents = await _ids_for_keys(connection, [i.thread_of_key for i in items if i.thread_of_key])
+    waiting: list[OutboxItem] = []
+    for item in items:
+        if item.dedup_key in known:
+            if item.merge_ids:
+                await _merge_ids(connection, known[item.dedup_key].id, item.merge_ids)
+            continue
+        if item.merge_ids:
+            item.payload = {**item.payload, "mention_ids": sorted(set(item.merge_ids))}
+        known[item.dedup_key] = _Known(0, item.payload)  # later duplicates in `items` skip
+        waiting.append(item)
+    ids: list[int] = []
+    pending_keys = {item.dedup_key for item in waiting}
+    while waiting:
+        ready = [i for i in waiting if not i.thread_of_key or i.thread_of_key not in pending_keys]
+        if not ready:
+            ready = waiting  # a cycle cannot happen; never loop forever if it did
+        rows = [
+            {
+                "dedup_key": item.dedup_key,
+                "mention_id": item.mention_id,
+                "kind": item.kind,
+                "sink": item.sink,
+                "target": item.target,
+                "payload": item.payload,
+                "status": item.status,
+                "attempts": 0,
+                "next_attempt_at": item.not_before or now,
+                "thread_of": item.thread_of_id or parents.get(item.thread_of_key or ""),
+                "created_at": now,
+            }
+            for item in ready
+        ]
+        result = await connection.execute(
+            insert(alert_outbox).returning(alert_outbox.c.id, alert_outbox.c.dedup_key), rows
+        )
+        by_key = {row.dedup_key: int(row.id) for row in result}  # dedup_key is unique
+        new_ids = [by_key[row["dedup_key"]] for row in rows]
+        for item, row_id in zip(ready, new_ids, strict=True):
+            parents[item.dedup_key] = row_id
+            pending_keys.discard(item.dedup_key)
+        ids += new_ids
+        ready_keys = {id(item) for item in ready}
+        waiting = [item for item in waiting if id(item) not in ready_keys]
+    return ids
+
+
+_CHUNK = 500
+
+
+@dataclass(slots=True)
+class _Known:
+    id: int
+    payload: dict[str, Any]
+
+
+async def _merge_ids(connection: AsyncConnection, row_id: int, mention_ids: list[int]) -> None:
+    payload = await connection.scalar(
+        select(alert_outbox.c.payload).where(alert_outbox.c.id == row_id)
+    )
+    payload = dict(payload or {})
+    merged = sorted(set(payload.get("mention_ids", [])) | set(mention_ids))
+    if merged != payload.get("mention_ids"):
+        payload["mention_ids"] = merged
+        await connection.execute(
+            update(alert_outbox).where(alert_outbox.c.id == row_id).values(payload=payload)
+        )
+
+
+async def _ids_for_keys(connection: AsyncConnection, keys: list[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    rows = await connection.execute(
+        select(alert_outbox.c.dedup_key, alert_outbox.c.id).where(
+            alert_outbox.c.dedup_key.in_(keys)
+        )
+    )
+    return {row.dedup_key: row.id for row in rows}
+
+
+async def exists(connection: AsyncConnection, dedup_key: str) -> bool:
+    return (
+        await connection.scalar(
+            select(alert_outbox.c.id).where(alert_outbox.c.dedup_key == dedup_key)
+        )
+    ) is not None
+
+
+async def recover_in_flight(connection: AsyncConnection, now: datetime) -> int:
+    """After a crash, rows left in `sending` may or may not have been delivered: retry them."""
+    result = await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.status == "sending")
+        .values(
+            status="pending", next_attempt_at=now, last_error="interrupted by a restart; retrying"
+        )
+    )
+    return result.rowcount or 0
+
+
+async def due(
+    connection: AsyncConnection, now: datetime, sinks: list[str], limit: int = 50
+) -> list[Any]:
+    rows = await connection.execute(
+        select(alert_outbox)
+        .where(
+            alert_outbox.c.status == "pending",
+            alert_outbox.c.next_attempt_at <= now,
+            alert_outbox.c.sink.in_(sinks),
+        )
+        .order_by(alert_outbox.c.next_attempt_at, alert_outbox.c.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def mark_sending(connection: AsyncConnection, row_id: int) -> bool:
+    """Claim a row; False if someone else (another worker, a restart) claimed it first."""
+    result = await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.id == row_id, alert_outbox.c.status == "pending")
+        .values(status="sending", attempts=alert_outbox.c.attempts + 1)
+    )
+    return (result.rowcount or 0) == 1
+
+
+async def mark_sent(
+    connection: AsyncConnection, row_id: int, provider_id: str | None, now: datetime
+) -> None:
+    await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.id == row_id)
+        .values(status="sent", provider_id=provider_id, sent_at=now, last_error=None)
+    )
+
+
+async def mark_retry(
+    connection: AsyncConnection, row_id: int, error: str, next_attempt_at: datetime
+) -> None:
+    await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.id == row_id)
+        .values(status="pending", last_error=error[:2000], next_attempt_at=next_attempt_at)
+    )
+
+
+async def mark_failed(connection: AsyncConnection, row_id: int, error: str) -> None:
+    """A permanent failure (bad token, unknown channel). Kept, and retried after a config reload."""
+    await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.id == row_id)
+        .values(status="failed", last_error=error[:2000])
+    )
+
+
+async def mark_skipped(connection: AsyncConnection, row_id: int, reason: str) -> None:
+    """Not sent because it no longer applies (the mention was acknowledged meanwhile)."""
+    await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.id == row_id)
+        .values(status="skipped", last_error=reason[:2000])
+    )
+
+
+async def row(connection: AsyncConnection, dedup_key: str) -> Any | None:
+    return (
+        await connection.execute(select(alert_outbox).where(alert_outbox.c.dedup_key == dedup_key))
+    ).first()
+
+
+async def rows_with_prefix(
+    connection: AsyncConnection, prefix: str, *, since: datetime | None = None
+) -> list[Any]:
+    """Rows whose dedup_key starts with ``prefix`` (e.g. every alert of mention 42)."""
+    query = select(alert_outbox).where(alert_outbox.c.dedup_key.startswith(prefix, autoescape=True))
+    if since is not None:
+        query = query.where(alert_outbox.c.created_at >= since)
+    return list(await connection.execute(query.order_by(alert_outbox.c.id)))
+
+
+async def retry_failed(connection: AsyncConnection, now: datetime) -> int:
+    result = await connection.execute(
+        update(alert_outbox)
+        .where(alert_outbox.c.status == "failed")
+        .values(status="pending", next_attempt_at=now)
+    )
+    return result.rowcount or 0
+
+
+async def provider_id_of(connection: AsyncConnection, row_id: int) -> tuple[str, str | None]:
+    row = (
+        await connection.execute(
+            select(alert_outbox.c.status, alert_outbox.c.provider_id).where(
+                alert_outbox.c.id == row_id
+            )
+        )
+    ).first()
+    return (row.status, row.provider_id) if row else ("missing", None)
+
+
+async def count_to_send(connection: AsyncConnection, row_ids: list[int]) -> int:
+    """How many of these rows will be delivered (not held inside a group alert)."""
+    if not row_ids:
+        return 0
+    return int(
+        await connection.scalar(
+            select(func.count()).where(
+                alert_outbox.c.id.in_(row_ids), alert_outbox.c.status == "pending"
+            )
+        )
+        or 0
+    )
+
+
+async def counts(connection: AsyncConnection) -> dict[str, int]:
+    rows = await connection.execute(
+        select(alert_outbox.c.status, func.count().label("n")).group_by(alert_outbox.c.status)
+    )
+    return {row.status: int(row.n) for row in rows}

@@ -1,0 +1,163 @@
+"""The interface every source implements, built-in or not.
+
+A polled source answers ``fetch(state)`` with the mentions it found and the state to
+persist (cursor, ETag, ...). The pipeline stores both in one transaction, so a cursor is
+never saved ahead of the mentions it acknowledges. A streaming source (a websocket such
+as Bluesky Jetstream) implements ``stream(state, deliver)`` instead and calls ``deliver``
+with a FetchResult per batch; the daemon supervises it as a long-running task.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from monitor.durations import Duration
+from monitor.mention import BrandReply, Mention
+
+if TYPE_CHECKING:
+    from monitor.config import BrandConfig, WatchlistConfig
+    from sources.http import HttpClient
+
+
+class SourceConfig(BaseModel):
+    """Keys every source accepts. Adapters subclass it with ``type: Literal["..."]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    # Name shown in health and alerts; defaults to the type (numbered when repeated).
+    name: str = ""
+    # Whether the daemon polls this source.
+    enabled: bool = True
+    # Poll interval. The adapter's min_interval_s is a floor.
+    every: Duration = Field(default=timedelta(minutes=5))
+    # Route everything this source finds to this one watchlist (e.g. a Google Alert).
+    watchlist: str | None = None
+
+    def secrets(self) -> list[SecretStr]:
+        return [value for value in self.__dict__.values() if isinstance(value, SecretStr)]
+
+
+@dataclass(slots=True)
+class SourceState:
+    """What the store remembers about a source between runs."""
+
+    cursor: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    first_run: bool = True
+
+
+@dataclass(slots=True)
+class FetchResult:
+    mentions: list[Mention]
+    cursor: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    # Usable-but-imperfect conditions (bozo feed, fell back to a public feed, ...).
+    warnings: list[str] = field(default_factory=list)
+    # Set when the source works in a reduced mode, e.g. Reddit without credentials.
+    degraded: str | None = None
+    # The adapter's own idea of when to come back (feed TTL, quota budget).
+    next_check_in: timedelta | None = None
+    # Counters shown in `monitor sources` (posts seen per minute, quota left, ...).
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SourceContext:
+    """What the daemon hands each source: shared HTTP client, watchlists, brand."""
+
+    http: HttpClient
+    watchlists: Sequence[WatchlistConfig]
+    brand: BrandConfig
+
+
+class Source(ABC):
+    # Registry key and the `type:` users write in config.
+    kind: ClassVar[str]
+    # The API or format documentation this adapter follows.
+    docs_url: ClassVar[str]
+    # Floor on the poll interval, whatever `every` says.
+    min_interval_s: ClassVar[float] = 60.0
+    # Long-running websocket-style sources set this and implement stream(). An adapter
+    # with a streaming and a polled mode (Bluesky) sets it per instance from its config.
+    streaming: bool = False
+    Config: ClassVar[type[SourceConfig]] = SourceConfig
+    # `monitor run --once` lets a streaming source run this long before stopping it
+    # (per instance too, so a config key can set it).
+    once_timeout_s: float = 10.0
+
+    def __init__(self, name: str, config: SourceConfig, context: SourceContext) -> None:
+        self.name = name
+        self.config = config
+        self.context = context
+
+    @property
+    def interval(self) -> timedelta:
+        """``every``, floored at ``min_interval_s`` — except against a server on this
+        machine (tests, the demo, a local proxy), where polling fast harms nobody."""
+        if is_loopback(self.endpoint()):
+            return self.config.every
+        return max(self.config.every, timedelta(seconds=self.min_interval_s))
+
+    def endpoint(self) -> str:
+        """The base URL this source talks to (``api_url`` or ``url``)."""
+        return str(getattr(self.config, "api_url", None) or getattr(self.config, "url", "") or "")
+
+    async def fetch(self, state: SourceState) -> FetchResult:
+        raise NotImplementedError(f"{self.kind} is a streaming source; use stream()")
+
+    async def stream(
+        self, state: SourceState, deliver: Callable[[FetchResult], Awaitable[None]]
+    ) -> None:
+        raise NotImplementedError(f"{self.kind} is a polled source; use fetch()")
+
+    async def replies(self, account: str, since: datetime | None) -> list[BrandReply]:
+        """Recent replies by the brand's own account on this platform (empty if unsupported)."""
+        return []
+
+    def limits(self) -> dict[str, Any]:
+        """Rate limits and budgets, as data, for `monitor sources`."""
+        return {"min_interval_s": self.min_interval_s}
+
+    def describe(self) -> str:
+        """One line for logs with every secret masked."""
+        return f"{self.name} ({self.kind})"
+
+    async def close(self) -> None:
+        return None
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower() if url else ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class SourceError(Exception):
+    """A run failed in a way the operator can act on. Always prefixed with the source name."""
+
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        hint: str = "",
+        retry_after: timedelta | None = None,
+        permanent: bool = False,
+    ) -> None:
+        text = f"{source}: {message}"
+        if hint:
+            text += f" — {hint}"
+        super().__init__(text)
+        self.source = source
+        self.hint = hint
+        self.retry_after = retry_after
+        self.permanent = permanent

@@ -1,0 +1,373 @@
+"""Questions and answers on Stack Exchange sites (Stack Overflow, Super User, ...), newest first.
+
+docs: https://api.stackexchange.com/docs/excerpt-search
+
+Credentials: none needed. An app key (register at https://stackapps.com/apps/oauth/register;
+it is not secret, but keep it in ${STACKEXCHANGE_KEY}) raises the daily quota from 300 to
+10,000 requests per IP. Other keys: `query`, `sites`, `api_url`, `pagesize`, `max_pages`.
+
+Limits: the daily quota (reported as `quota_remaining`, reset at midnight UTC); a `backoff`
+field in an answer means "do not call this method again for N seconds"; at most 30
+requests per second per IP. The poll interval is stretched so that a day of polls fits in
+80 % of the quota. Responses are always gzipped (the HTTP layer decompresses them).
+`/search/excerpts` finds questions and answers but does not name their authors.
+Identity: `<site>:<post id>`; thread: the question.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr
+
+from monitor.mention import BrandReply, Mention
+from monitor.textclean import html_to_text
+from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, is_loopback
+from sources.searchkit import (
+    SearchQuery,
+    Watermark,
+    http_status,
+    parse_json,
+    search_terms_for,
+    unexpected_shape,
+)
+
+# Search results appear within minutes of posting; look back this far each poll.
+INDEX_LAG_S = 15 * 60
+# Share of the daily quota the regular polls may plan to use.
+QUOTA_SHARE = 0.8
+_SITE_DOMAINS = {
+    "stackoverflow": "stackoverflow.com",
+    "serverfault": "serverfault.com",
+    "superuser": "superuser.com",
+    "askubuntu": "askubuntu.com",
+    "mathoverflow": "mathoverflow.net",
+    "stackapps": "stackapps.com",
+}
+
+
+class StackExchangeConfig(SourceConfig):
+    type: Literal["stackexchange"] = "stackexchange"
+    # Search terms in watchlist syntax; empty = the positive terms of every watchlist.
+    query: SearchQuery = ""
+    # Sites to search, by API name: stackoverflow, superuser, serverfault, askubuntu, ...
+    sites: list[str] = Field(default_factory=lambda: ["stackoverflow"], min_length=1)
+    # App key from stackapps.com: 10,000 instead of 300 requests a day. Empty = none.
+    key: SecretStr | None = None
+    # API base URL, version included.
+    api_url: str = "https://api.stackexchange.com/2.3"
+    # Results per request (up to 100).
+    pagesize: int = Field(default=100, ge=1, le=100)
+    # Most pages read per site, term and poll.
+    max_pages: int = Field(default=2, ge=1, le=10)
+
+
+class StackExchangeSource(Source):
+    kind: ClassVar[str] = "stackexchange"
+    docs_url: ClassVar[str] = "https://api.stackexchange.com/docs/excerpt-search"
+    # Floor; the daily quota usually asks for more (see `interval`).
+    min_interval_s: ClassVar[float] = 60.0
+    # Daily requests per IP with and without an app key.
+    quota_per_day_with_key: ClassVar[int] = 10_000
+    quota_per_day_without_key: ClassVar[int] = 300
+    Config = StackExchangeConfig
+    config: StackExchangeConfig
+
+    @property
+    def app_key(self) -> str:
+        return self.config.key.get_secret_value() if self.config.key else ""
+
+    @property
+    def quota_per_day(self) -> int:
+        return self.quota_per_day_with_key if self.app_key else self.quota_per_day_without_key
+
+    def terms(self) -> list[str]:
+        return search_terms_for(self.config.query, self.config.watchlist, self.context.watchlists)
+
+    @property
+    def requests_per_poll(self) -> int:
+        return max(len(self.config.sites) * len(self.terms()), 1)
+
+    @property
+    def interval(self) -> timedelta:
+        """``every``, stretched so a day of polls spends at most 80 % of the daily quota."""
+        if is_loopback(self.endpoint()):
+            return self.config.every
+        budget_s = 86_400 * self.requests_per_poll / (self.quota_per_day * QUOTA_SHARE)
+        return max(super().interval, timedelta(seconds=budget_s))
+
+    def limits(self) -> dict[str, Any]:
+        return {
+            "min_interval_s": self.min_interval_s,
+            "quota_units_per_day": self.quota_per_day,
+            "requests_per_poll": self.requests_per_poll,
+            "interval_from_quota_s": round(self.interval.total_seconds()),
+            "max_results_per_call": self.config.pagesize,
+            "max_requests_per_second": 30,
+        }
+
+    def describe(self) -> str:
+        key = "app key ****" if self.app_key else "no app key"
+        return f"{self.name} ({self.kind}: {', '.join(self.config.sites)}; {key})"
+
+    # ------------------------------------------------------------------------ polling
+
+    async def fetch(self, state: SourceState) -> FetchResult:
+        now = datetime.now(UTC)
+        marks = dict(state.cursor.get("marks") or {})
+        waiting = _parse_time(state.cursor.get("backoff_until"))
+        if waiting is not None and waiting > now:
+            return FetchResult(
+                [],
+                cursor=state.cursor,
+                next_check_in=max(waiting - now, self.interval),
+                warnings=[f"the API asked for a pause until {waiting.isoformat()}"],
+            )
+        poll = _Poll()
+        for site in self.config.sites:
+            for term in self.terms():
+                key = f"{site}|{term}"
+                mark = Watermark.load(marks.get(key), INDEX_LAG_S)
+                await self._search(site, term, mark, poll)
+                marks[key] = mark.dump()
+                if poll.stop:
+                    break
+            if poll.stop:
+                break
+        cursor: dict[str, Any] = {"marks": marks}
+        next_check_in = None
+        if poll.backoff_s:
+            next_check_in = timedelta(seconds=poll.backoff_s + 1)
+            cursor["backoff_until"] = (now + next_check_in).isoformat()
+            poll.warnings.append(f"the API asked for a {poll.backoff_s}s pause (backoff)")
+        if poll.quota_remaining is not None and poll.quota_remaining < self.requests_per_poll:
+            next_check_in = max(next_check_in or timedelta(0), _until_utc_midnight(now))
+            poll.warnings.append(
+                f"daily quota nearly spent ({poll.quota_remaining} requests left); "
+                "waiting for it to reset at midnight UTC"
+                + ("" if self.app_key else " — an app key raises it to 10,000")
+            )
+        return FetchResult(
+            poll.mentions,
+            cursor=cursor,
+            warnings=poll.warnings,
+            # A backoff or quota wait only ever postpones the regular poll.
+            next_check_in=max(next_check_in, self.interval) if next_check_in else None,
+            stats={
+                "quota_remaining": poll.quota_remaining,
+                "quota_max": poll.quota_max,
+                "requests": poll.requests,
+                "limits": self.limits(),
+            },
+        )
+
+    async def _search(self, site: str, term: str, mark: Watermark, poll: _Poll) -> None:
+        for page in range(1, self.config.max_pages + 1):
+            params: dict[str, Any] = {
+                "order": "desc",
+                "sort": "creation",
+                "q": term,
+                "site": site,
+                "pagesize": self.config.pagesize,
+                "page": page,
+            }
+            if mark.cutoff is not None:
+                params["fromdate"] = int(mark.cutoff)
+            data = await self._get("/search/excerpts", params, poll)
+            for item in data["items"]:
+                identity = _identity(item)
+                if identity and mark.admit(str(identity[0]), item["creation_date"]):
+                    poll.mentions.append(self.item_to_mention(item, site))
+            if poll.stop or not data.get("has_more") or mark.first_poll:
+                return
+            if page == self.config.max_pages:
+                poll.warnings.append(
+                    f"{site}: more than {self.config.max_pages} pages of new posts for {term!r}; "
+                    "older ones were skipped — poll more often or raise max_pages"
+                )
+
+    async def _get(self, path: str, params: dict[str, Any], poll: _Poll | None = None) -> Any:
+        if self.app_key:
+            params = {**params, "key": self.app_key}
+        url = self.config.api_url.rstrip("/") + path
+        try:
+            response = await self.context.http.get(self.name, url, params=params)
+        except SourceError as exc:
+            raise self._explain(exc) from None
+        data = parse_json(self.name, response.body, f"Stack Exchange {path}")
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+            raise unexpected_shape(self.name, f"Stack Exchange {path}", "no `items` list")
+        if poll is not None:
+            poll.note(data)
+        return data
+
+    def _explain(self, error: SourceError) -> SourceError:
+        """The API's own errors, in its terms; never with the app key in the text."""
+        status = http_status(error)
+        if status == 400:
+            error = SourceError(
+                self.name,
+                "the API refused the request (HTTP 400): a throttle violation, an unknown site, "
+                "an invalid key or a bad parameter",
+                hint=f"check sources[{self.name!r}].sites and .key; a throttle violation clears "
+                "by itself and the source backs off meanwhile",
+            )
+        elif status in (401, 402, 403):
+            error = SourceError(
+                self.name,
+                f"access denied (HTTP {status})",
+                hint=f"check sources[{self.name!r}].key (an app key from stackapps.com) or "
+                "remove it",
+                permanent=True,
+            )
+        if self.app_key and self.app_key in str(error):
+            masked = str(error).removeprefix(f"{self.name}: ").replace(self.app_key, "****")
+            error = SourceError(
+                self.name, masked, retry_after=error.retry_after, permanent=error.permanent
+            )
+        return error
+
+    def item_to_mention(self, item: dict[str, Any], site: str) -> Mention:
+        domain = site_domain(site)
+        question_id = item.get("question_id")
+        is_answer = item.get("item_type") == "answer" and item.get("answer_id")
+        post_id = item["answer_id"] if is_answer else question_id
+        body = str(item.get("body") or item.get("excerpt") or "")
+        title = html_to_text(str(item.get("title") or ""))
+        return Mention(
+            source_key=f"stackexchange:{site}:{post_id}",
+            url=f"https://{domain}/{'a' if is_answer else 'q'}/{post_id}",
+            # An answer carries its question's title: context, not the answer's own words.
+            title="" if is_answer else title,
+            text=html_to_text(body),
+            html=body,
+            published_at=datetime.fromtimestamp(item["creation_date"], UTC),
+            thread_key=f"stackexchange:{site}:{question_id}",
+            watchlist_hint=self.config.watchlist or "",
+            extra={
+                "site": site,
+                "type": "answer" if is_answer else "question",
+                "question_title": title,
+                "tags": item.get("tags") or [],
+                "score": item.get("score"),
+                "is_answered": item.get("is_answered"),
+                "answer_count": item.get("answer_count"),
+            },
+        )
+
+    # ---------------------------------------------------------------------- replies
+
+    async def replies(self, account: str, since: datetime | None) -> list[BrandReply]:
+        """The brand user's answers and comments; `account` is `site:user_id` (or a bare id
+        for the first configured site)."""
+        site, _, user_id = account.strip().rpartition(":")
+        site = site or self.config.sites[0]
+        domain = site_domain(site)
+        params: dict[str, Any] = {"site": site, "sort": "creation", "order": "desc"}
+        params["pagesize"] = 100
+        if since is not None:
+            params["fromdate"] = int(since.timestamp())
+        user = quote(user_id.strip())
+        answers = (await self._get(f"/users/{user}/answers", params))["items"]
+        comments = (await self._get(f"/users/{user}/comments", params))["items"]
+        found = [
+            BrandReply(
+                thread_key=f"stackexchange:{site}:{answer['question_id']}",
+                url=f"https://{domain}/a/{answer['answer_id']}",
+                published_at=datetime.fromtimestamp(answer["creation_date"], UTC),
+                in_reply_to_key=f"stackexchange:{site}:{answer['question_id']}",
+                author=str((answer.get("owner") or {}).get("display_name") or user_id),
+            )
+            for answer in answers
+            if {"answer_id", "question_id", "creation_date"} <= answer.keys()
+        ]
+        comments = [c for c in comments if {"comment_id", "post_id", "creation_date"} <= c.keys()]
+        question_of = await self._questions_of_answers(site, {c["post_id"] for c in comments})
+        for comment in comments:
+            post = comment["post_id"]
+            found.append(
+                BrandReply(
+                    thread_key=f"stackexchange:{site}:{question_of.get(post, post)}",
+                    url=f"https://{domain}/posts/comments/{comment['comment_id']}",
+                    published_at=datetime.fromtimestamp(comment["creation_date"], UTC),
+                    in_reply_to_key=f"stackexchange:{site}:{post}",
+                    author=str((comment.get("owner") or {}).get("display_name") or user_id),
+                )
+            )
+        return sorted(found, key=lambda reply: reply.published_at, reverse=True)
+
+    async def _questions_of_answers(self, site: str, post_ids: set[int]) -> dict[int, int]:
+        """answer id → question id for those of ``post_ids`` that are answers."""
+        if not post_ids:
+            return {}
+        ids = ";".join(str(i) for i in sorted(post_ids)[:100])
+        data = await self._get(f"/answers/{ids}", {"site": site, "pagesize": 100})
+        return {
+            a["answer_id"]: a["question_id"]
+            for a in data["items"]
+            if "answer_id" in a and "question_id" in a
+        }
+
+
+class _Poll:
+    def __init__(self) -> None:
+        self.mentions: list[Mention] = []
+        self.warnings: list[str] = []
+        self.requests = 0
+        self.quota_remaining: int | None = None
+        self.quota_max: int | None = None
+        self.backoff_s = 0
+
+    @property
+    def stop(self) -> bool:
+        """After a `backoff` the method must rest; with no quota left nothing can run."""
+        return bool(self.backoff_s) or self.quota_remaining == 0
+
+    def note(self, data: dict[str, Any]) -> None:
+        self.requests += 1
+        if isinstance(data.get("quota_remaining"), int):
+            self.quota_remaining = data["quota_remaining"]
+        if isinstance(data.get("quota_max"), int):
+            self.quota_max = data["quota_max"]
+        if isinstance(data.get("backoff"), int) and data["backoff"] > 0:
+            self.backoff_s = max(self.backoff_s, data["backoff"])
+
+
+def site_domain(site: str) -> str:
+    """API site name → web domain: stackoverflow → stackoverflow.com, ru.stackoverflow →
+    ru.stackoverflow.com, unix → unix.stackexchange.com."""
+    site = site.strip().lower()
+    if site.endswith((".com", ".net", ".org")):
+        return site
+    if site in _SITE_DOMAINS:
+        return _SITE_DOMAINS[site]
+    if "." in site:
+        return f"{site}.com"
+    return f"{site}.stackexchange.com"
+
+
+def _identity(item: Any) -> tuple[int, str] | None:
+    if not isinstance(item, dict) or not isinstance(item.get("creation_date"), int):
+        return None
+    if item.get("item_type") == "answer" and isinstance(item.get("answer_id"), int):
+        return item["answer_id"], "answer"
+    if isinstance(item.get("question_id"), int):
+        return item["question_id"], "question"
+    return None
+
+
+def _until_utc_midnight(now: datetime) -> timedelta:
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC)
+    return midnight - now + timedelta(minutes=1)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

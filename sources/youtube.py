@@ -1,0 +1,467 @@
+"""YouTube videos that mention the brand, plus comments on the brand's own channel.
+
+docs: https://developers.google.com/youtube/v3/docs/search/list
+
+Credentials: `api_key` — Google Cloud console → APIs & Services → enable "YouTube Data API
+v3" → Credentials → Create credentials → API key (restrict it to that API).
+Quota: a project gets 10,000 units a day, reset at midnight Pacific time. search.list costs
+100 units per page of up to 50 videos; commentThreads.list costs 1. The adapter spreads
+what is left of the day evenly over the rest of it — interval = time left today ÷ (units
+left ÷ units per poll), never shorter than `every` — so one search per poll means a poll
+about every 15 minutes, which is also the expected detection delay (`expected_delay_s` in
+`monitor sources`), on top of YouTube's own indexing lag. Set `quota_units_per_day` to this
+source's share when the key also serves something else.
+Queries: the watchlists' terms joined with `|` (YouTube's OR), up to ten per search,
+type=video, order=date, `publishedAfter` = newest video seen − `overlap`.
+Comments: with `channel_id` (the brand's channel) the newest comment threads on all its
+videos are read each poll (1 unit per 100) and matched like everything else — `searchTerms`
+is not used, because listing every new thread costs the same single unit and the shared
+matcher then decides consistently. The brand channel's own uploads are skipped.
+Brand replies: replies written by `channel_id` inside those threads (the API includes up to
+five replies per thread).
+Cannot see: comments on other channels' videos, captions, videos not yet in search.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta, timezone
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, model_validator
+
+from monitor.durations import Duration
+from monitor.matching import parse_query, search_terms
+from monitor.mention import BrandReply, Mention
+from monitor.textclean import html_to_text
+from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.http import HttpResponse, parse_retry_after
+from sources.incremental import SeenWindow, iso, parse_time
+
+try:
+    PACIFIC: Any = ZoneInfo("America/Los_Angeles")
+except ZoneInfoNotFoundError:  # no tz database on this machine: standard time is close enough
+    PACIFIC = timezone(timedelta(hours=-8), "PST")
+
+SEARCH_COST_UNITS = 100
+COMMENTS_COST_UNITS = 1
+# YouTube's OR (`|`) queries get unreliable beyond about this many terms.
+TERMS_PER_QUERY = 10
+QUOTA_REASONS = ("quotaExceeded", "dailyLimitExceeded")
+SLOW_DOWN_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
+KEY_REASONS = (
+    "keyInvalid",
+    "API_KEY_INVALID",
+    "keyExpired",
+    "API_KEY_EXPIRED",
+    "accessNotConfigured",
+    "SERVICE_DISABLED",
+    "ipRefererBlocked",
+    "API_KEY_SERVICE_BLOCKED",
+    "forbidden",
+)
+
+
+class YoutubeConfig(SourceConfig):
+    type: Literal["youtube"] = "youtube"
+    # Poll interval; the daily quota usually sets a longer one (see README).
+    every: Duration = Field(default=timedelta(minutes=15))
+    # Data API base URL.
+    api_url: str = "https://www.googleapis.com/youtube/v3"
+    # API key with "YouTube Data API v3" enabled, e.g. ${YOUTUBE_API_KEY}.
+    api_key: SecretStr | None = None
+    # What to search for, in watchlist syntax; default: every watchlist's search terms.
+    query: str | None = None
+    # The brand's own channel id (UC…): read comments on its videos, skip its own uploads.
+    channel_id: str = ""
+    # Quota units per day this source may spend (the project default is 10,000).
+    quota_units_per_day: int = Field(default=10_000, ge=SEARCH_COST_UNITS)
+    # Each poll re-reads this far before the newest video seen (YouTube indexes late).
+    overlap: Duration = Field(default=timedelta(hours=6))
+    # Result pages per search and poll; every page costs 100 units.
+    max_pages: int = Field(default=1, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _needs_key(self) -> YoutubeConfig:
+        if self.enabled and not (self.api_key and self.api_key.get_secret_value()):
+            raise ValueError(
+                "needs `api_key` (Google Cloud console → enable YouTube Data API v3 → "
+                "Credentials → API key)"
+            )
+        return self
+
+
+def next_pacific_midnight(now: datetime) -> datetime:
+    tomorrow = (now.astimezone(PACIFIC) + timedelta(days=1)).date()
+    return datetime.combine(tomorrow, time(0), tzinfo=PACIFIC).astimezone(UTC)
+
+
+def pacific_day(now: datetime) -> str:
+    return now.astimezone(PACIFIC).date().isoformat()
+
+
+class YoutubeSource(Source):
+    kind: ClassVar[str] = "youtube"
+    docs_url: ClassVar[str] = "https://developers.google.com/youtube/v3/docs/search/list"
+    # The quota, not this, sets the pace; this only stops a config from hammering.
+    min_interval_s: ClassVar[float] = 300.0
+    # Videos per search page, and comment threads per commentThreads page (API maximums).
+    max_results_per_call: ClassVar[int] = 50
+    max_comment_threads_per_call: ClassVar[int] = 100
+    Config = YoutubeConfig
+    config: YoutubeConfig
+
+    # ------------------------------------------------------------------- the budget
+
+    def _queries(self) -> list[str]:
+        sources = [self.config.query] if self.config.query else None
+        if sources is None:
+            hinted = [w for w in self.context.watchlists if w.name == self.config.watchlist]
+            sources = [w.query for w in hinted or self.context.watchlists]
+        terms = list(dict.fromkeys(t for q in sources for t in search_terms(parse_query(q))))
+        quoted = [f'"{t}"' if " " in t else t for t in (t.replace('"', "") for t in terms)]
+        return [
+            "|".join(quoted[i : i + TERMS_PER_QUERY])
+            for i in range(0, len(quoted), TERMS_PER_QUERY)
+        ]
+
+    def units_per_poll(self) -> int:
+        comments = COMMENTS_COST_UNITS if self.config.channel_id else 0
+        return len(self._queries()) * SEARCH_COST_UNITS + comments
+
+    def budget_interval(self, used: int = 0, now: datetime | None = None) -> timedelta:
+        """Spread what is left of today's quota evenly over what is left of the day."""
+        now = now or datetime.now(UTC)
+        midnight = next_pacific_midnight(now)
+        polls_left = (self.config.quota_units_per_day - used) // max(self.units_per_poll(), 1)
+        if polls_left <= 0:
+            return midnight - now
+        return max((midnight - now) / polls_left, self.interval)
+
+    def limits(self) -> dict[str, Any]:
+        full_day = timedelta(days=1) / max(
+            self.config.quota_units_per_day // max(self.units_per_poll(), 1), 1
+        )
+        delay = max(full_day, self.interval)
+        return {
+            "expected_delay_s": round(delay.total_seconds()),
+            "quota_units_per_day": self.config.quota_units_per_day,
+            "units_per_poll": self.units_per_poll(),
+            "search_cost_units": SEARCH_COST_UNITS,
+            "comment_threads_cost_units": COMMENTS_COST_UNITS,
+            "min_interval_s": self.min_interval_s,
+            "max_results_per_call": self.max_results_per_call,
+        }
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.kind}, {self.units_per_poll()} quota units a poll)"
+
+    # ----------------------------------------------------------------------- polling
+
+    async def fetch(self, state: SourceState) -> FetchResult:
+        now = datetime.now(UTC)
+        quota = state.cursor.get("quota")
+        today = isinstance(quota, dict) and quota.get("day") == pacific_day(now)
+        used = int(quota.get("used", 0)) if today else 0  # type: ignore[union-attr]
+        videos = SeenWindow.load(state.cursor.get("videos"), self.config.overlap)
+        comments = SeenWindow.load(state.cursor.get("comments"), timedelta(minutes=10))
+        if used + self.units_per_poll() > self.config.quota_units_per_day:
+            result = FetchResult([], cursor=dict(state.cursor))
+            result.next_check_in = next_pacific_midnight(now) - now
+            result.warnings.append(
+                "today's quota is used up; searching again after midnight Pacific"
+            )
+            result.stats = self._stats(used, result.next_check_in)
+            return result
+
+        mentions: list[Mention] = []
+        for query in self._queries():
+            used += await self._search_videos(query, videos, mentions)
+        warnings = []
+        if self.config.channel_id:
+            spent, warning = await self._read_comments(comments, mentions)
+            used += spent
+            warnings += [warning] if warning else []
+        wait = self.budget_interval(used, now)
+        return FetchResult(
+            mentions,
+            cursor={
+                "videos": videos.dump(),
+                "comments": comments.dump(),
+                "quota": {"day": pacific_day(now), "used": used},
+            },
+            next_check_in=wait,
+            warnings=warnings,
+            stats=self._stats(used, wait),
+        )
+
+    def _stats(self, used: int, wait: timedelta) -> dict[str, Any]:
+        return {
+            "quota_units_per_day": self.config.quota_units_per_day,
+            "quota_used_today": used,
+            "quota_left_today": max(self.config.quota_units_per_day - used, 0),
+            "units_per_poll": self.units_per_poll(),
+            "poll_interval_s": round(wait.total_seconds()),
+            "expected_delay_s": round(wait.total_seconds()),
+        }
+
+    async def _search_videos(self, query: str, window: SeenWindow, found: list[Mention]) -> int:
+        """One search (paged while every result is new); returns the units spent."""
+        params: dict[str, Any] = {
+            "part": "snippet",
+            "type": "video",
+            "order": "date",
+            "q": query,
+            "maxResults": self.max_results_per_call,
+        }
+        since = window.since()
+        if since is not None:
+            params["publishedAfter"] = iso(since)
+        spent = 0
+        for _page in range(self.config.max_pages if since is not None else 1):
+            data = await self._get("search", params, what="search.list")
+            spent += SEARCH_COST_UNITS
+            items = _items(data)
+            new = 0
+            for item in items:
+                mention = self._video(item)
+                if mention is not None and window.is_new(mention.source_key):
+                    window.add(mention.source_key, mention.published_at)
+                    found.append(mention)
+                    new += 1
+            token = data.get("nextPageToken")
+            if not token or new < len(items):
+                break
+            params["pageToken"] = token
+        return spent
+
+    async def _read_comments(
+        self, window: SeenWindow, found: list[Mention]
+    ) -> tuple[int, str | None]:
+        params: dict[str, Any] = {
+            "part": "snippet",
+            "allThreadsRelatedToChannelId": self.config.channel_id,
+            "order": "time",
+            "textFormat": "plainText",
+            "maxResults": self.max_comment_threads_per_call,
+        }
+        since = window.since()
+        spent = 0
+        for _page in range(self.config.max_pages if since is not None else 1):
+            try:
+                data = await self._get("commentThreads", params, what="commentThreads.list")
+            except _CommentsDisabled:
+                return spent, "comments are disabled on channel_id's videos; nothing to read"
+            spent += COMMENTS_COST_UNITS
+            older = False
+            for item in _items(data):
+                mention = self._comment(item)
+                if mention is None:
+                    continue
+                if since is not None and mention.published_at and mention.published_at < since:
+                    older = True
+                elif window.is_new(mention.source_key):
+                    window.add(mention.source_key, mention.published_at)
+                    found.append(mention)
+            token = data.get("nextPageToken")
+            if not token or older:
+                break
+            params["pageToken"] = token
+        return spent, None
+
+    def _video(self, item: Mapping[str, Any]) -> Mention | None:
+        ident, snippet = item.get("id"), item.get("snippet")
+        video = ident.get("videoId") if isinstance(ident, Mapping) else None
+        if not (isinstance(video, str) and isinstance(snippet, Mapping)):
+            return None
+        channel = str(snippet.get("channelId") or "")
+        if self.config.channel_id and channel == self.config.channel_id:
+            return None  # the brand's own upload is not a mention
+        url = f"https://www.youtube.com/watch?v={video}"
+        return Mention(
+            source_key=f"youtube:{video}",
+            url=url,
+            title=html_to_text(str(snippet.get("title") or "")),
+            text=html_to_text(str(snippet.get("description") or "")),
+            author=html_to_text(str(snippet.get("channelTitle") or "")),
+            author_url=f"https://www.youtube.com/channel/{channel}" if channel else "",
+            published_at=parse_time(snippet.get("publishedAt")),
+            thread_key=url,
+            watchlist_hint=self.config.watchlist or "",
+            extra={"channel_id": channel, "live": snippet.get("liveBroadcastContent") or "none"},
+        )
+
+    def _comment(self, thread: Mapping[str, Any]) -> Mention | None:
+        snippet = thread.get("snippet")
+        top = snippet.get("topLevelComment") if isinstance(snippet, Mapping) else None
+        details = top.get("snippet") if isinstance(top, Mapping) else None
+        if not (isinstance(details, Mapping) and isinstance(top, Mapping)):
+            return None
+        video = str(details.get("videoId") or snippet.get("videoId") or "")  # type: ignore[union-attr]
+        comment = str(top.get("id") or "")
+        if not (video and comment):
+            return None
+        text = details.get("textOriginal") or html_to_text(str(details.get("textDisplay") or ""))
+        return Mention(
+            source_key=f"youtube:comment:{comment}",
+            url=f"https://www.youtube.com/watch?v={video}&lc={comment}",
+            text=str(text),
+            author=str(details.get("authorDisplayName") or ""),
+            author_url=str(details.get("authorChannelUrl") or ""),
+            published_at=parse_time(details.get("publishedAt")),
+            thread_key=_thread_url(video, str(thread.get("id") or comment)),
+            watchlist_hint=self.config.watchlist or "",
+            extra={"video_id": video, "likes": details.get("likeCount")},
+        )
+
+    # ------------------------------------------------------------------ brand replies
+
+    async def replies(self, account: str, since: datetime | None) -> list[BrandReply]:
+        """Replies the brand channel wrote in the newest comment threads on its videos."""
+        channel = account if account.startswith("UC") else self.config.channel_id
+        if not channel:
+            return []
+        try:
+            data = await self._get(
+                "commentThreads",
+                {
+                    "part": "snippet,replies",
+                    "allThreadsRelatedToChannelId": channel,
+                    "order": "time",
+                    "textFormat": "plainText",
+                    "maxResults": self.max_comment_threads_per_call,
+                },
+                what="commentThreads.list",
+            )
+        except _CommentsDisabled:
+            return []
+        found = []
+        for thread in _items(data):
+            replies = thread.get("replies")
+            for reply in replies.get("comments") or [] if isinstance(replies, Mapping) else []:
+                found += _brand_reply(thread, reply, channel, since)
+        return found
+
+    # ---------------------------------------------------------------------- plumbing
+
+    async def _get(self, method: str, params: dict[str, Any], *, what: str) -> dict[str, Any]:
+        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        response = await self.context.http.get(
+            self.name,
+            f"{self.config.api_url.rstrip('/')}/{method}",
+            params={**params, "key": key},
+            # Every error is handled here: the shared layer would quote the URL, key and all.
+            accept_status=range(400, 600),
+        )
+        if response.status >= 400:
+            raise self._error(response, what)
+        try:
+            data = json.loads(response.body)
+        except ValueError as exc:
+            raise SourceError(
+                self.name,
+                f"malformed JSON from {what} ({exc})",
+                hint="the API or a proxy answered with something else; check `api_url`",
+            ) from None
+        if not isinstance(data, dict):
+            raise SourceError(self.name, f"malformed answer from {what}", hint="check `api_url`")
+        return data
+
+    def _error(self, response: HttpResponse, what: str) -> Exception:
+        reason, message = _google_error(response)
+        detail = f"HTTP {response.status} {reason}: {message}".replace(" : ", ": ")
+        if reason in QUOTA_REASONS:
+            now = datetime.now(UTC)
+            return SourceError(
+                self.name,
+                f"YouTube quota exceeded ({detail})",
+                hint="the daily quota resets at midnight Pacific time; lower "
+                "`quota_units_per_day` if the key is shared, or ask Google for more",
+                retry_after=next_pacific_midnight(now) - now,
+            )
+        if reason in SLOW_DOWN_REASONS or response.status == 429:
+            return SourceError(
+                self.name,
+                f"rate limited by YouTube ({detail})",
+                hint="too many requests in a short time; waiting",
+                retry_after=parse_retry_after(response.headers.get("Retry-After"))
+                or timedelta(minutes=5),
+            )
+        if response.status >= 500:
+            return SourceError(
+                self.name,
+                f"YouTube server error ({detail})",
+                hint="the platform is having trouble; the source will back off and retry",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if reason == "commentsDisabled":
+            return _CommentsDisabled()
+        if reason in KEY_REASONS or response.status == 401:
+            return SourceError(
+                self.name,
+                f"{what} refused the API key ({detail})",
+                hint="check `api_key` of this source: valid, with YouTube Data API v3 enabled "
+                "for its project, and not restricted to other APIs or addresses",
+                permanent=True,
+            )
+        key = "`channel_id`" if what.startswith("comment") else "`query` and the watchlist queries"
+        return SourceError(
+            self.name,
+            f"{what} failed ({detail})",
+            hint=f"check {key} of this source",
+            permanent=response.status in (400, 404),
+        )
+
+
+class _CommentsDisabled(Exception):
+    """The channel has comments turned off: not an error, just nothing to read."""
+
+
+def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    items = data.get("items")
+    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+
+
+def _thread_url(video: str, thread: str) -> str:
+    return f"https://www.youtube.com/watch?v={video}&lc={thread}"
+
+
+def _google_error(response: HttpResponse) -> tuple[str, str]:
+    """(reason, message) of a Google API error body, e.g. ("quotaExceeded", "...")."""
+    try:
+        error = json.loads(response.body).get("error", {})
+    except (ValueError, AttributeError):
+        return "", response.body[:200].decode("utf-8", "replace")
+    if not isinstance(error, dict):
+        return "", ""
+    reasons = [e.get("reason") for e in error.get("errors") or [] if isinstance(e, dict)]
+    reasons += [d.get("reason") for d in error.get("details") or [] if isinstance(d, dict)]
+    reason = next((r for r in reasons if r in (*QUOTA_REASONS, *KEY_REASONS)), None)
+    reason = reason or next((r for r in reasons if r), "") or str(error.get("status") or "")
+    return str(reason), html_to_text(str(error.get("message") or ""))[:200]
+
+
+def _brand_reply(
+    thread: Mapping[str, Any], reply: Any, channel: str, since: datetime | None
+) -> list[BrandReply]:
+    details = reply.get("snippet") if isinstance(reply, Mapping) else None
+    if not isinstance(details, Mapping):
+        return []
+    author = details.get("authorChannelId")
+    author_id = author.get("value") if isinstance(author, Mapping) else None
+    when = parse_time(details.get("publishedAt"))
+    video = str(details.get("videoId") or "")
+    if author_id != channel or when is None or not video or (since and when < since):
+        return []
+    parent = str(details.get("parentId") or thread.get("id") or "")
+    return [
+        BrandReply(
+            thread_key=_thread_url(video, str(thread.get("id") or parent)),
+            url=f"https://www.youtube.com/watch?v={video}&lc={reply.get('id')}",
+            published_at=when,
+            in_reply_to_key=f"youtube:comment:{parent}" if parent else "",
+            author=str(details.get("authorDisplayName") or ""),
+        )
+    ]

@@ -1,0 +1,289 @@
+"""The reminder ladder, Slack buttons that stop it, and answered/reopened from brand replies."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from alerts.escalation import due_step
+from alerts.slack_interactive import SlackInteractive
+from monitor.config import Config, EscalationConfig, WatchlistConfig
+from monitor.daemon import Daemon
+from monitor.mention import BrandReply, Mention
+from monitor.pipeline import Pipeline
+from monitor.replies import poll_replies
+from monitor.store import Store, events
+from monitor.store import mentions as mention_store
+from monitor.store import sources as source_store
+from sources.base import FetchResult, Source, SourceConfig, SourceContext
+from tests.helpers.fake_slack import FakeSlack
+from tests.helpers.servers import LocalServer, rss
+
+FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+COMPLAINT = {
+    "id": "c1",
+    "title": "Acme Cloud billing",
+    "link": "https://forum.test/t/1",
+    "text": "Acme Cloud charged me twice this month and nobody answers my tickets. Terrible, "
+    "awful service, I am really angry about it.",
+}
+
+
+def button_payload(action_id: str, value: str) -> dict[str, Any]:
+    payload = json.loads((FIXTURES / "block_actions_button.json").read_text())
+    payload["actions"][0].update(action_id=action_id, value=value)
+    return payload
+
+
+def test_ladder_steps() -> None:
+    watchlist = WatchlistConfig(name="w", query="acme", reply_within="1h")
+    settings = EscalationConfig(reminders=2)
+    steps = [
+        due_step(timedelta(minutes=m), watchlist, settings)
+        for m in (59, 60, 119, 120, 180, 240, 600)
+    ]
+    assert steps == [0, 1, 1, 2, 3, 4, 4]  # owner, backup, then two reminders at most
+    assert WatchlistConfig(name="c", query="a", critical=True).sla == timedelta(minutes=15)
+
+
+async def test_unacknowledged_escalates_in_thread_and_acknowledge_stops_it(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    slack = FakeSlack(local_server)
+    local_server.serve_bytes("/feed.xml", rss([COMPLAINT]))
+    slack_config = {
+        "token": "xoxb-test",
+        "channel": "#brand-alerts",
+        "api_url": slack.api_url,
+        "app_token": "xapp-test",
+    }
+    daemon = make_daemon(
+        people={
+            "priya": {"name": "Priya", "slack": "UPRIYA"},
+            "sam": {"name": "Sam", "slack": "USAM"},
+        },
+        watchlists=[
+            {
+                "name": "brand",
+                "query": "acme",
+                "owner": "priya",
+                "backup": "sam",
+                "reply_within": "2s",
+            }
+        ],
+        sources=[{"type": "rss", "name": "forum", "url": local_server.url("/feed.xml")}],
+        alerts={"console": {"enabled": False}, "slack": slack_config, "digest": {"enabled": False}},
+    )
+    await daemon.run_once()
+    (first,) = slack.of("chat.postMessage")
+    assert any(b["type"] == "actions" for b in first.args["blocks"])  # buttons: app_token set
+
+    await asyncio.sleep(2.1)
+    await daemon.open()
+    try:
+        await daemon.check_alerts()
+        posts = slack.of("chat.postMessage")
+        assert len(posts) == 2
+        escalation = posts[1].args
+        assert escalation["thread_ts"] == "1700000000.000001"  # in the alert's thread
+        assert "<@UPRIYA>" in escalation["text"] and "<@USAM>" not in escalation["text"]
+        assert escalation["reply_broadcast"] is False
+
+        async with daemon.store.read() as connection:
+            (mention,) = await mention_store.list_mentions(connection)
+        interactive = SlackInteractive(
+            daemon.store, daemon.sinks["slack"].config, daemon.check_alerts
+        )  # type: ignore[arg-type]
+        assert await interactive.dispatch(button_payload("bm_ack", str(mention["id"]))) == 200
+        await interactive.idle()
+
+        (update,) = slack.of("chat.update")
+        assert (update.args["channel"], update.args["ts"]) == ("C0ALERTS", "1700000000.000001")
+        assert "acknowledged* by <@W111>" in json.dumps(update.args["blocks"])
+        async with daemon.store.read() as connection:
+            log = await events.for_mention(connection, mention["id"])
+        assert [(e["actor"], e["data"].get("to")) for e in log if e["kind"] == "state_changed"] == [
+            ("slack:W111", "acknowledged")
+        ]
+
+        await asyncio.sleep(2.1)  # the backup's step is now due, but nobody is told
+        await daemon.check_alerts()
+        assert len(slack.of("chat.postMessage")) == 2
+        assert len(slack.of("auth.test")) == 1  # bolt asked who it is, once
+    finally:
+        await daemon.close()
+
+
+async def test_answer_dialog_and_wrong_sentiment_buttons(
+    local_server: LocalServer, make_config: Callable[..., Config]
+) -> None:
+    slack = FakeSlack(local_server)
+    config = make_config()
+    store = await Store.open(config.database)
+    try:
+        pipeline = Pipeline(store, config)
+        async with store.begin() as connection:
+            await source_store.ensure(connection, "forum", "rss", datetime.now(UTC))
+        await pipeline.ingest(
+            "forum",
+            FetchResult([Mention("rss:1", "https://f.test/1", text=COMPLAINT["text"])]),
+            first_run=False,
+            next_check_at=datetime.now(UTC),
+        )
+        slack_config = (
+            type(config.alerts)
+            .model_fields["slack"]
+            .annotation.__args__[0](  # type: ignore[union-attr]
+                token="xoxb-test", channel="#a", api_url=slack.api_url
+            )
+        )
+        interactive = SlackInteractive(store, slack_config)
+        assert await interactive.dispatch(button_payload("bm_answered", "1")) == 200
+        (opened,) = slack.of("views.open")
+        view = opened.args["view"]
+        assert view["private_metadata"] == "1" and opened.args["trigger_id"] == "111.222.valid"
+
+        submission = json.loads((FIXTURES / "view_submission_modal.json").read_text())
+        submission["view"].update(
+            callback_id=view["callback_id"],
+            private_metadata="1",
+            state={
+                "values": {
+                    "reply_link": {
+                        "url": {"type": "url_text_input", "value": "javascript:alert(1)"}
+                    }
+                }
+            },
+        )
+        assert await interactive.dispatch(copy.deepcopy(submission)) == 200  # refused: not http(s)
+        submission["view"]["state"]["values"]["reply_link"]["url"]["value"] = (
+            "https://f.test/1#reply"
+        )
+        assert await interactive.dispatch(submission) == 200
+
+        select = button_payload("bm_sentiment", "")
+        select["actions"][0] = {
+            "action_id": "bm_sentiment",
+            "block_id": "mention:1",
+            "type": "static_select",
+            "selected_option": {"value": "1:neutral"},
+            "action_ts": "1596530385.194939",
+        }
+        assert await interactive.dispatch(select) == 200
+        async with store.read() as connection:
+            row = await mention_store.get(connection, 1)
+            log = await events.for_mention(connection, 1)
+        assert row is not None
+        assert (row["state"], row["answer_url"], row["state_by"]) == (
+            "answered",
+            "https://f.test/1#reply",
+            "slack:W111",
+        )
+        assert row["sentiment"] == "neutral"
+        assert [e["kind"] for e in log][-2:] == ["state_changed", "corrected"]
+    finally:
+        await store.dispose()
+
+
+class RepliesSource(Source):
+    """Test-only: a Mastodon-like source whose replies() reads a local JSON endpoint."""
+
+    kind = "mastodon"
+    docs_url = ""
+
+    async def replies(self, account: str, since: datetime | None) -> list[BrandReply]:
+        response = await self.context.http.get(self.name, str(self.config.url))  # type: ignore[attr-defined]
+        return [
+            BrandReply(
+                thread_key=r["thread"],
+                url=r["url"],
+                published_at=datetime.fromisoformat(r["at"]),
+                author=account,
+            )
+            for r in json.loads(response.body)
+        ]
+
+
+class RepliesConfig(SourceConfig):
+    type: str = "mastodon"
+    url: str = ""
+
+
+async def test_brand_reply_answers_the_thread_and_a_new_message_reopens_it(
+    local_server: LocalServer, make_config: Callable[..., Config]
+) -> None:
+    from sources.http import HttpClient
+
+    config = make_config(alerts={"console": {"enabled": True}, "backfill_first_poll": False})
+    store = await Store.open(config.database)
+    posted = datetime.now(UTC) - timedelta(minutes=30)
+    replied = posted + timedelta(minutes=12)
+    local_server.serve_bytes(
+        "/replies",
+        json.dumps(
+            [
+                {
+                    "thread": "mastodon:t1",
+                    "url": "https://m.test/@acmecloud/9",
+                    "at": replied.isoformat(),
+                }
+            ]
+        ).encode(),
+        content_type="application/json",
+    )
+    http = HttpClient(config.http)
+    try:
+        pipeline = Pipeline(store, config)
+        async with store.begin() as connection:
+            await source_store.ensure(connection, "masto", "mastodon", datetime.now(UTC))
+
+        async def ingest(key: str, text: str, at: datetime) -> None:
+            item = Mention(
+                key,
+                f"https://m.test/{key}",
+                text=text,
+                author="carol",
+                thread_key="mastodon:t1",
+                published_at=at,
+            )
+            await pipeline.ingest(
+                "masto", FetchResult([item]), first_run=False, next_check_at=datetime.now(UTC)
+            )
+
+        await ingest("mastodon:1", "acmecloud why is my invoice wrong? please help", posted)
+        source = RepliesSource(
+            "masto",
+            RepliesConfig(url=local_server.url("/replies")),
+            SourceContext(http=http, watchlists=config.watchlists, brand=config.brand),
+        )
+        assert await poll_replies(store, {"masto": source}, config) == 1
+        assert await poll_replies(store, {"masto": source}, config) == 0  # idempotent
+        async with store.read() as connection:
+            row = await mention_store.get(connection, 1)
+        assert row is not None and row["state"] == "answered"
+        assert row["answered_at"] - row["published_at"] == timedelta(minutes=12)
+        assert row["answer_url"] == "https://m.test/@acmecloud/9"
+
+        await ingest(
+            "mastodon:2", "acmecloud still wrong, this is awful", replied + timedelta(minutes=5)
+        )
+        async with store.read() as connection:
+            row = await mention_store.get(connection, 1)
+            log = await events.for_mention(connection, 1)
+        assert row is not None and row["state"] == "open"
+        assert "carol wrote again" in log[-1]["data"]["reason"]
+        assert row["answered_at"] == replied  # time to *first* reply is kept
+    finally:
+        await http.close()
+        await store.dispose()
+
+
+async def _unused(_: web.Request) -> web.Response:  # pragma: no cover
+    return web.Response()

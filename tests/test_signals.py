@@ -1,0 +1,102 @@
+"""Troll/spam signals computed at ingest: author history, repeated text, link-only posts.
+They are context only: every mention is still stored and alerted as usual."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from monitor.classify.signals import link_only, text_hash
+from monitor.mention import Mention
+from monitor.pipeline import Pipeline
+from monitor.store import Store
+from monitor.store import mentions as mention_store
+from monitor.store.tables import mentions
+from sources.base import FetchResult
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def post(key: str, text: str, author: str = "grumpy") -> Mention:
+    return Mention(
+        source_key=f"mastodon:{key}",
+        url=f"https://social.example/@{author}/{key}",
+        text=text,
+        author=author,
+        published_at=NOW - timedelta(minutes=5),
+    )
+
+
+async def ingest(pipeline: Pipeline, items: list[Mention], at: datetime) -> None:
+    await pipeline.ingest(
+        "social", FetchResult(mentions=items), first_run=False, next_check_at=at, now=at
+    )
+
+
+async def stored(store: Store) -> list[dict[str, Any]]:
+    async with store.read() as connection:
+        rows = await connection.execute(select(mentions).order_by(mentions.c.id))
+        return [dict(row._mapping) for row in rows]
+
+
+def test_text_hash_ignores_links_and_case_and_skips_tiny_texts() -> None:
+    a = text_hash("Acme Cloud is the WORST, avoid it https://t.example/1")
+    b = text_hash("acme cloud is the worst avoid it https://t.example/2")
+    assert a is not None and a == b
+    assert text_hash("acme down?") is None
+
+
+def test_link_only() -> None:
+    assert link_only("acme cloud https://spam.example/win @acmecloud #free")
+    assert not link_only("Acme Cloud lost my files, details: https://blog.example/post")
+    assert not link_only("acme cloud is slow today")
+
+
+async def test_author_history_and_answered(database_url: str, make_config: Any) -> None:
+    config = make_config(database=database_url)
+    store = await Store.open(database_url)
+    try:
+        pipeline = Pipeline(store, config)
+        await ingest(pipeline, [post("1", "acme cloud is terrible, still waiting")], NOW)
+        first = (await stored(store))[0]
+        assert first["signals"]["author_mentions"] == 1
+        assert first["signals"]["author_answered"] is False
+        assert first["signals"]["author_negative_share"] == 1.0
+        async with store.begin() as connection:
+            await mention_store.set_state(
+                connection, first["id"], "answered", actor="cli:test", now=NOW
+            )
+        later = NOW + timedelta(minutes=10)
+        await ingest(pipeline, [post("2", "acme cloud support fixed it, thank you")], later)
+        second = (await stored(store))[1]
+        assert second["signals"]["author_mentions"] == 2
+        assert second["signals"]["author_answered"] is True
+        assert second["signals"]["author_negative_share"] == 0.5
+        assert "never-answered" not in second["signals"]["hints"]
+    finally:
+        await store.dispose()
+
+
+async def test_repeated_text_and_link_spam_are_flagged_not_hidden(
+    database_url: str, make_config: Any
+) -> None:
+    config = make_config(database=database_url)
+    store = await Store.open(database_url)
+    try:
+        pipeline = Pipeline(store, config)
+        text = "acme cloud is a scam do not use it"
+        items = [post(str(i), text, author=f"bot{i}") for i in range(3)]
+        items.append(post("9", "acme cloud https://spam.example/prize", author="spammer"))
+        stats_before = len(await stored(store))
+        await ingest(pipeline, items, NOW)
+        rows = await stored(store)
+        assert len(rows) - stats_before == 4  # every one stored: signals never hide
+        assert [r["signals"].get("same_text_count") for r in rows[:3]] == [0, 1, 2]
+        assert rows[2]["signals"]["same_text_authors"] == 2
+        assert "repeat-text" in rows[2]["signals"]["hints"]
+        assert rows[3]["signals"]["link_only"] is True
+        assert "link-only" in rows[3]["signals"]["hints"]
+    finally:
+        await store.dispose()
