@@ -1,0 +1,306 @@
+"""Feed polling against a peer: `monitor run --once` vs rss2email on the same 200 feeds.
+
+    .venv/bin/python -m bench.feeds [--feeds 200] [--entries 50] [--match-share 1.0]
+
+200 local feeds × 50 entries (``bench.workload.feed``: news/blog items with Google
+Alerts-like escaped-HTML snippets in English, Hindi, Bengali and Persian) are served from
+a separate process on 127.0.0.1. Each contender runs as its own child process, measured
+with ``wait4`` (wall time, user+system CPU, peak RSS):
+
+- ``monitor run --once`` with the 200 feeds as RSS sources, SQLite, and email alerts to
+  a local SMTP sink (first poll not held back as backfill, so it alerts as it would on
+  any later poll);
+- rss2email 3.14 (installed from PyPI into its own virtualenv under ``.bench-cache/``),
+  which emails every entry to the same local SMTP sink;
+- the parse-only floor: one Python process running ``feedparser.parse`` on the same
+  bytes, read from disk (default options), with nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.workload import BRAND, QUERIES, feed
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".bench-cache"
+RSS2EMAIL = "rss2email==3.14"
+TARGET_WALL_RATIO = 0.5
+TARGET_CPU_RATIO = 1.5
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    returncode: int
+    output: str = ""
+
+
+def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Measured:
+    """Run ``command`` as a child and account for exactly that child (``wait4``)."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    log.seek(0)
+    return Measured(
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        process.returncode,
+        log.read().decode("utf-8", "replace"),
+    )
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) that counts the messages it is given."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.count = 0
+        self._lock = threading.Lock()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.count += 1
+        return "250 OK"
+
+    def __enter__(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+    def take(self) -> int:
+        with self._lock:
+            count, self.count = self.count, 0
+        return count
+
+
+class FeedServer:
+    def __init__(self, folder: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.feed_server", str(folder)],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        self.port = int(line.rsplit(" ", 1)[-1])
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+FLOOR_SCRIPT = textwrap.dedent(
+    """
+    import io, sys
+    from pathlib import Path
+    import feedparser
+    entries = 0
+    for path in sorted(Path(sys.argv[1]).glob("*.xml")):
+        entries += len(feedparser.parse(io.BytesIO(path.read_bytes())).entries)
+    print(entries)
+    """
+)
+
+
+def rss2email_venv() -> Path | None:
+    """rss2email in its own virtualenv (cached); None when it cannot be installed."""
+    venv = CACHE / "rss2email-venv"
+    r2e = venv / "bin" / "r2e"
+    if r2e.exists():
+        return r2e
+    CACHE.mkdir(exist_ok=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", RSS2EMAIL],
+            check=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        print(f"rss2email could not be installed ({exc}); skipping the peer", file=sys.stderr)
+        return None
+    return r2e
+
+
+def rss2email_config(folder: Path, urls: list[str], smtp_port: int) -> Path:
+    lines = [
+        "[DEFAULT]",
+        "from = bench@rss2email.invalid",
+        "to = sink@bench.invalid",
+        "email-protocol = smtp",
+        "smtp-server = 127.0.0.1",
+        f"smtp-port = {smtp_port}",
+        "smtp-auth = False",
+        "smtp-ssl = False",
+        "",
+    ]
+    for index, url in enumerate(urls):
+        lines += [f"[feed.feed{index}]", f"url = {url}", ""]
+    path = folder / "rss2email.cfg"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def monitor_config(folder: Path, urls: list[str], smtp_port: int) -> Path:
+    config = {
+        "database": f"sqlite+aiosqlite:///{folder / 'monitor.db'}",
+        "brand": {"name": BRAND},
+        "people": {"owner": {"name": "Owner", "email": "owner@bench.invalid"}},
+        "watchlists": [
+            {"name": name, "query": query, "owner": "owner"} for name, query in QUERIES.items()
+        ],
+        "sources": [
+            {"type": "rss", "name": f"feed{index}", "url": url, "every": "5m"}
+            for index, url in enumerate(urls)
+        ],
+        "alerts": {
+            "backfill_first_poll": False,
+            "email": {
+                "enabled": True,
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "security": "none",
+                "sender": "monitor@bench.invalid",
+                "to": ["owner@bench.invalid"],
+            },
+        },
+    }
+    path = folder / "monitor.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def stored_mentions(folder: Path) -> int:
+    with sqlite3.connect(folder / "monitor.db") as connection:
+        return connection.execute("SELECT count(*) FROM mentions").fetchone()[0]
+
+
+def run(feeds: int, entries: int, match_share: float) -> tuple[list[str], dict[str, Any]]:
+    folder = Path(tempfile.mkdtemp(prefix="feeds-bench-"))
+    served = folder / "feeds"
+    served.mkdir()
+    rng = random.Random(5)
+    for index in range(feeds):
+        (served / f"feed{index}.xml").write_bytes(
+            feed(index, entries, match_share=match_share, rng=rng)
+        )
+    size_mb = sum(p.stat().st_size for p in served.iterdir()) / 1e6
+    server = FeedServer(served)
+    urls = [server.url(f"feed{index}.xml") for index in range(feeds)]
+    results: dict[str, Any] = {}
+    try:
+        with SmtpSink() as smtp:
+            floor = measure([sys.executable, "-c", FLOOR_SCRIPT, str(served)])
+            results["floor"] = floor
+            config = monitor_config(folder, urls, smtp.port)
+            ours = measure([sys.executable, "-m", "monitor", "run", "--once", "-c", str(config)])
+            if ours.returncode != 0:
+                raise RuntimeError(f"monitor run --once failed:\n{ours.output[-3000:]}")
+            results["monitor"] = ours
+            results["monitor_emails"] = smtp.take()
+            results["monitor_stored"] = stored_mentions(folder)
+            r2e = rss2email_venv()
+            if r2e is not None:
+                cfg = rss2email_config(folder, urls, smtp.port)
+                data = folder / "rss2email.json"
+                peer = measure([str(r2e), "-c", str(cfg), "-d", str(data), "run"])
+                results["rss2email"] = peer
+                results["rss2email_emails"] = smtp.take()
+    finally:
+        server.stop()
+    return report(results, feeds, entries, match_share, size_mb), results
+
+
+def report(
+    results: dict[str, Any], feeds: int, entries: int, match_share: float, size_mb: float
+) -> list[str]:
+    floor: Measured = results["floor"]
+    ours: Measured = results["monitor"]
+    peer: Measured | None = results.get("rss2email")
+    lines = [
+        f"{feeds} feeds × {entries} entries ({feeds * entries:,} entries, {size_mb:.1f} MB), "
+        f"{match_share:.0%} of entries mention a watchlist term; served from another process "
+        "on 127.0.0.1. CPU is user + system time of the process, from `wait4`.",
+        "",
+        "| run | wall (s) | CPU (s) | peak RSS (MB) | result |",
+        "|---|---:|---:|---:|---|",
+        f"| parse-only floor (`feedparser.parse` on the bytes) | {floor.wall_s:.2f} "
+        f"| {floor.cpu_s:.2f} | {floor.peak_rss_mb:.0f} | {floor.output.strip()} entries parsed |",
+        f"| `monitor run --once` | {ours.wall_s:.2f} | {ours.cpu_s:.2f} | {ours.peak_rss_mb:.0f} "
+        f"| {results['monitor_stored']:,} mentions stored, {results['monitor_emails']} alert emails |",
+    ]
+    if peer is not None:
+        lines.append(
+            f"| rss2email 3.14 `r2e run` | {peer.wall_s:.2f} | {peer.cpu_s:.2f} "
+            f"| {peer.peak_rss_mb:.0f} | {results['rss2email_emails']:,} emails "
+            f"(exit {peer.returncode}) |"
+        )
+    lines.append("")
+    cpu_ratio = ours.cpu_s / floor.cpu_s
+    lines.append(
+        f"- CPU vs the parse-only floor: **{cpu_ratio:.2f}×** (target ≤ {TARGET_CPU_RATIO}×: "
+        f"{'met' if cpu_ratio <= TARGET_CPU_RATIO else 'missed'})."
+    )
+    if peer is not None:
+        wall_ratio = ours.wall_s / peer.wall_s
+        lines.append(
+            f"- Wall time vs rss2email: **{wall_ratio:.2f}×** (target ≤ {TARGET_WALL_RATIO}×: "
+            f"{'met' if wall_ratio <= TARGET_WALL_RATIO else 'missed'}); CPU "
+            f"{ours.cpu_s / peer.cpu_s:.2f}×; peak RSS {ours.peak_rss_mb / peer.peak_rss_mb:.2f}×."
+        )
+    else:
+        lines.append("- rss2email could not be installed here, so there is no peer ratio.")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=200)
+    parser.add_argument("--entries", type=int, default=50)
+    parser.add_argument("--match-share", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true", help="also print raw figures as JSON")
+    args = parser.parse_args()
+    lines, results = run(args.feeds, args.entries, args.match_share)
+    print("\n".join(lines))
+    if args.json:
+        print(json.dumps({k: getattr(v, "__dict__", v) for k, v in results.items()}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

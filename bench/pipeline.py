@@ -1,0 +1,189 @@
+"""Pipeline throughput: normalise → match → dedup → classify → store, on one core.
+
+    .venv/bin/python -m bench.pipeline [--mentions 6000] [--corpus ../shared/sentiment-eval]
+
+Runs the daemon's own ``Pipeline.ingest`` (the code a source's fetch result goes through)
+against a fresh SQLite file, with 10 / 100 / 1,000 / 10,000 watchlist terms (10 terms per
+watchlist, as in ``bench/matching.py``). Two workloads per size:
+
+- *all match*: every item mentions a watchlist term, so every item is language-detected,
+  deduplicated, classified, stored with its sighting, keys, matches and event, and its
+  alerts decided — the worst case, and what "mentions/s" means in the target;
+- *stream*: one item in twenty matches, the shape of a firehose such as Bluesky Jetstream
+  where most posts are about something else.
+
+Texts are real posts in English, Hindi, Bengali and Persian read in place from --corpus
+(never copied), or generated text when that folder is missing. Items arrive in fetch
+results of 100, like a source's poll. The process is pinned to one CPU where the OS allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.matching import load_corpus, make_watchlists
+from monitor.config import Config
+from monitor.mention import Mention
+from monitor.normalize import words
+from monitor.pipeline import Pipeline
+from monitor.store import Store
+from sources.base import FetchResult
+
+SIZES = (10, 100, 1_000, 10_000)
+FETCH_SIZE = 100
+TARGET_PER_S = 2_000
+TARGET_TERMS = 1_000
+
+
+def pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to CPU {cpu}"
+    return "not pinned (no sched_setaffinity here)"
+
+
+def config_for(database: str, watchlists: list[tuple[str, str, list[str]]]) -> Config:
+    return Config.model_validate(
+        {
+            "database": database,
+            "brand": {"name": "Bench"},
+            "watchlists": [{"name": name, "query": query} for name, query, _ in watchlists],
+            "alerts": {"console": {"enabled": True}, "backfill_first_poll": False},
+        }
+    )
+
+
+def plain_terms(query: str) -> list[str]:
+    """The single-word terms of a generated query, to put into texts so they match."""
+    return [t for t in query.replace('"', " ").split() if t.isalnum() and t not in {"OR"}]
+
+
+def make_items(
+    texts: list[str],
+    terms: list[str],
+    count: int,
+    match_share: float,
+    rng: random.Random,
+    run: str,
+) -> list[Mention]:
+    now = datetime.now(UTC)
+    items = []
+    for i in range(count):
+        text = texts[i % len(texts)]
+        if rng.random() < match_share:
+            words_ = text.split()
+            words_.insert(rng.randrange(len(words_) + 1), rng.choice(terms))
+            text = " ".join(words_)
+        # Unique per item: identical texts are rightly folded into one mention by dedup.
+        text = f"{text} #{run}{i}"
+        items.append(
+            Mention(
+                source_key=f"bench:{run}:{i}",
+                url=f"https://social.test/{run}/{i}",
+                text=text,
+                author=f"user{rng.randrange(5_000)}",
+                published_at=now,
+            )
+        )
+    return items
+
+
+async def measure(
+    texts: list[str], vocabulary: list[str], size: int, count: int, match_share: float
+) -> dict[str, Any]:
+    rng = random.Random(size)
+    watchlists = make_watchlists(size, vocabulary, rng)
+    terms = [t for _, query, _ in watchlists for t in plain_terms(query)[:9]]
+    folder = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    database = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+    store = await Store.open(database)
+    try:
+        pipeline = Pipeline(store, config_for(database, watchlists))
+        pipeline.warm_up()
+        run = f"s{size}m{int(match_share * 100)}"
+        warm = make_items(texts, terms, 300, match_share, rng, run + "w")
+        await pipeline.ingest("bench", FetchResult(warm), first_run=False, next_check_at=_now())
+        items = make_items(texts, terms, count, match_share, rng, run)
+        batches = [items[i : i + FETCH_SIZE] for i in range(0, len(items), FETCH_SIZE)]
+        stored = 0
+        cpu_started = time.process_time()
+        started = time.perf_counter()
+        for batch in batches:
+            stats = await pipeline.ingest(
+                "bench", FetchResult(batch), first_run=False, next_check_at=_now()
+            )
+            stored += stats.new
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+    finally:
+        await store.dispose()
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+    return {
+        "terms": sum(len(plain_terms(q)) + 1 for _, q, _ in watchlists),
+        "watchlists": len(watchlists),
+        "rate": count / wall,
+        "cpu_rate": count / cpu,
+        "stored": stored / count,
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run(corpus: Path, count: int) -> list[str]:
+    """Markdown lines for BENCHMARKS.md."""
+    pinned = pin_to_one_core()
+    rng = random.Random(3)
+    texts = load_corpus(corpus, 20_000, rng)
+    counts = Counter(w for text in texts for w in set(words(text)))
+    ranked = [w for w, _ in counts.most_common() if len(w) > 2]
+    vocabulary = ranked[100:3000] or ranked
+    chars = statistics.mean(len(t) for t in texts)
+    source = f"the dev sets in `{corpus}`" if counts and corpus.exists() else "a text generator"
+    lines = [
+        f"{count:,} items per measurement in fetch results of {FETCH_SIZE}, texts from {source} "
+        f"(mean {chars:.0f} characters; en, hi, bn, fa), fresh SQLite file, {pinned}. "
+        f"Target: ≥ {TARGET_PER_S:,} mentions/s with {TARGET_TERMS:,} terms, all matching.",
+        "",
+        "| terms | watchlists | all match: mentions/s | CPU-bound rate | stream (5% match): items/s | target |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in SIZES:
+        full = asyncio.run(measure(texts, vocabulary, size, count, 1.0))
+        stream = asyncio.run(measure(texts, vocabulary, size, count * 3, 0.05))
+        verdict = ""
+        if size == TARGET_TERMS:
+            verdict = "met" if full["rate"] >= TARGET_PER_S else "**missed**"
+        lines.append(
+            f"| {full['terms']:,} | {full['watchlists']:,} | {full['rate']:,.0f} "
+            f"| {full['cpu_rate']:,.0f} | {stream['rate']:,.0f} | {verdict} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/sentiment-eval"))
+    parser.add_argument("--mentions", type=int, default=6_000)
+    args = parser.parse_args()
+    print("\n".join(run(args.corpus, args.mentions)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
