@@ -77,32 +77,44 @@ async def enqueue_new_mentions(
 async def reopen_answered_threads(
     connection: AsyncConnection, rows: list[dict[str, Any]], now: datetime
 ) -> list[int]:
-    """A customer writing again in a thread the brand answered reopens that mention."""
-    reopened = []
-    for row in rows:
-        if row["backfill"] or not row["thread_key"] or not row["author"]:
-            continue
-        written_at = row["published_at"] or now
-        answered = await connection.execute(
-            select(mentions.c.id).where(
-                mentions.c.thread_key == row["thread_key"],
-                mentions.c.platform == row["platform"],
-                mentions.c.author == row["author"],
-                mentions.c.state == "answered",
-                mentions.c.id != row["id"],
-                mentions.c.answered_at < written_at,
-            )
+    """A customer writing again in a thread the brand answered reopens that mention.
+
+    One query for the whole batch: most new mentions start no thread the brand answered."""
+    writers = [row for row in rows if not row["backfill"] and row["thread_key"] and row["author"]]
+    if not writers:
+        return []
+    answered = await connection.execute(
+        select(
+            mentions.c.id,
+            mentions.c.thread_key,
+            mentions.c.platform,
+            mentions.c.author,
+            mentions.c.answered_at,
+        ).where(
+            mentions.c.state == "answered",
+            mentions.c.thread_key.in_({row["thread_key"] for row in writers}),
         )
-        for (mention_id,) in answered:
+    )
+    by_thread: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for stored in answered:
+        by_thread[(stored.thread_key, stored.platform, stored.author)].append(stored)
+    reopened = []
+    for row in writers:
+        written_at = row["published_at"] or now
+        for stored in by_thread.get((row["thread_key"], row["platform"], row["author"]), []):
+            if stored.id == row["id"] or stored.id in reopened:
+                continue
+            if stored.answered_at is None or not stored.answered_at < written_at:
+                continue
             await mention_store.set_state(
                 connection,
-                mention_id,
+                stored.id,
                 "open",
                 actor="daemon",
                 now=now,
                 reason=f"{row['author']} wrote again in the thread (mention {row['id']})",
             )
-            reopened.append(mention_id)
+            reopened.append(stored.id)
     return reopened
 
 

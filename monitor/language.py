@@ -27,7 +27,7 @@ from functools import lru_cache
 from importlib.resources import as_file, files
 from typing import Any
 
-from monitor.normalize import normalize_text, tokenize
+from monitor.normalize import normalize_text, token_texts
 
 # A non-Latin script with at least this share of the letters wins over Latin (brand names
 # and product words are often written in Latin inside Hindi, Bengali or Persian text).
@@ -143,8 +143,29 @@ def _script(ch: str) -> str:
     return "latn" if unicodedata.name(ch, "").startswith("LATIN") else "other"
 
 
+class _ScriptTable(dict[int, "str | None"]):
+    """``str.translate`` table: each letter → one character standing for its script, every
+    other character → deleted. Counting scripts is then one translate and one Counter, in C."""
+
+    MAX_ENTRIES = 50_000  # see normalize._FoldTable
+
+    def __missing__(self, code: int) -> str | None:
+        ch = chr(code)
+        value = _SCRIPT_CODE[_script(ch)] if ch.isalpha() else None
+        if len(self) < self.MAX_ENTRIES:
+            self[code] = value
+        return value
+
+
+_SCRIPTS = sorted({"latn", "other", "cyrl", "arab", "hani", *(s for *_r, s in _RANGES)})
+_SCRIPT_CODE = {script: chr(0xE000 + i) for i, script in enumerate(_SCRIPTS)}
+_CODE_SCRIPT = {code: script for script, code in _SCRIPT_CODE.items()}
+_SCRIPT_TABLE = _ScriptTable()
+
+
 def _letters_by_script(text: str) -> Counter[str]:
-    return Counter(_script(ch) for ch in text if ch.isalpha())
+    counts = Counter(text.translate(_SCRIPT_TABLE))
+    return Counter({_CODE_SCRIPT[code]: n for code, n in counts.items()})
 
 
 def dominant_script(text: str) -> str:
@@ -184,7 +205,7 @@ def _arabic_script_language(text: str) -> str:
         return "ps"
     if len(letters & _SORANI_LETTERS) >= 2:
         return "ckb"
-    words = [token.text for token in tokenize(normalize_text(text))]
+    words = token_texts(normalize_text(text))
     persian = 3 * sum(ch in _PERSIAN_LETTERS for ch in text)
     persian += 2 * sum(w in _PERSIAN_WORDS for w in words)
     arabic = 3 * sum(ch in _ARABIC_LETTERS for ch in text)

@@ -38,7 +38,7 @@ import aiohttp
 
 from monitor.matching import parse_query, search_terms
 from monitor.mention import Mention
-from monitor.normalize import normalize_text, tokenize
+from monitor.normalize import normalize_text, token_texts
 from sources.base import FetchResult, SourceError, SourceState
 from sources.http import parse_retry_after
 from sources.incremental import iso, parse_time
@@ -186,7 +186,7 @@ class Prefilter:
             if not terms:
                 self.passes_everything = True
             for term in terms:
-                words = [token.text for token in tokenize(normalize_text(term))]
+                words = token_texts(normalize_text(term))
                 if words:
                     needles.add(max(words, key=len))
         self.needles = sorted(needles)

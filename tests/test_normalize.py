@@ -130,3 +130,18 @@ def test_normalisation_is_idempotent_in_each_script(text: str) -> None:
     mapped = normalize_mapped(text, keep_zwnj=True)
     assert len(mapped.starts) == len(mapped.ends) == len(mapped.text)
     assert all(0 <= s < e <= len(text) for s, e in zip(mapped.starts, mapped.ends, strict=True))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.sampled_from(sorted(SCRIPT_ALPHABETS)).flatmap(
+            lambda s: script_text(SCRIPT_ALPHABETS[s])
+        ),
+    )
+)
+def test_whole_string_normalisation_equals_cluster_by_cluster(text: str) -> None:
+    """normalize_text folds the whole string at once (fast, in C); normalize_mapped folds
+    cluster by cluster to keep offsets. Matching relies on both giving the same text."""
+    assert normalize_text(text, casefold=False) == normalize_mapped(text).text

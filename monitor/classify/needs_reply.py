@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from monitor.classify.text import fold
-from monitor.normalize import tokenize
+from monitor.normalize import token_texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +246,7 @@ QUESTION_MARKS = ("?", "؟", "？")
 
 
 def _words(text: str, language: str) -> str:
-    return " " + " ".join(t.text for t in tokenize(fold(text, language))) + " "
+    return " " + " ".join(token_texts(fold(text, language))) + " "
 
 
 @lru_cache(maxsize=4096)

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from monitor.normalize import normalize_text, tokenize
+from monitor.normalize import normalize_text, token_texts
 from monitor.store.tables import mentions
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
@@ -42,7 +42,7 @@ MIN_WORDS_FOR_REPEAT = 4
 
 def text_hash(text: str) -> str | None:
     """Digest of the text without links, handles and case; None when too short to mean much."""
-    words = [t.text for t in tokenize(normalize_text(_URL.sub(" ", text)))]
+    words = token_texts(normalize_text(_URL.sub(" ", text)))
     if len(words) < MIN_WORDS_FOR_REPEAT:
         return None
     return hashlib.blake2b(" ".join(words).encode(), digest_size=16).hexdigest()
@@ -53,7 +53,7 @@ def link_only(text: str) -> bool:
     if not links:
         return False
     rest = _MENTION_OR_TAG.sub(" ", _URL.sub(" ", text))
-    return len(tokenize(rest)) <= LINK_ONLY_MAX_WORDS
+    return len(token_texts(rest)) <= LINK_ONLY_MAX_WORDS
 
 
 @dataclass(frozen=True, slots=True)

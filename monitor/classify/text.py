@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from monitor.normalize import tokenize
+from monitor.normalize import token_texts
 
 ZWNJ = "\u200c"
 ZWJ = "\u200d"
@@ -54,7 +54,7 @@ def clauses(text: str, language: str) -> list[list[str]]:
     """Folded words, grouped by clause; negation and intensifiers never cross a clause."""
     result = []
     for part in _CLAUSE_BREAK.split(text):
-        words = [t.text for t in tokenize(fold(part, language))]
+        words = token_texts(fold(part, language))
         if words:
             result.append(words)
     return result

@@ -21,7 +21,7 @@ import numpy as np
 
 from monitor.classify.base import LABELS, SentimentBackend, SentimentResult
 from monitor.classify.text import fold
-from monitor.normalize import tokenize
+from monitor.normalize import token_texts
 
 FORMAT_VERSION = 1
 HASH_DIM = 2**17  # 131072 features × 3 classes × 4 bytes ≈ 1.5 MB per language
@@ -30,7 +30,7 @@ NGRAM_SIZES = (2, 3, 4)
 
 def features(text: str, language: str, dim: int = HASH_DIM) -> tuple[np.ndarray, np.ndarray]:
     """Sparse feature vector: (indices, L2-normalised log counts)."""
-    folded = " ".join(t.text for t in tokenize(fold(text, language)))
+    folded = " ".join(token_texts(fold(text, language)))
     counts: dict[int, int] = {}
     padded = f" {folded} "
     for n in NGRAM_SIZES:

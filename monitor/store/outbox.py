@@ -56,15 +56,17 @@ async def enqueue(connection: AsyncConnection, items: list[OutboxItem], now: dat
         known.update({row.dedup_key: _Known(row.id, row.payload) for row in rows})
     parents = await _ids_for_keys(connection, [i.thread_of_key for i in items if i.thread_of_key])
     waiting: list[OutboxItem] = []
+    merges: dict[int, set[int]] = {}
     for item in items:
         if item.dedup_key in known:
-            if item.merge_ids:
-                await _merge_ids(connection, known[item.dedup_key].id, item.merge_ids)
+            if item.merge_ids and known[item.dedup_key].id:
+                merges.setdefault(known[item.dedup_key].id, set()).update(item.merge_ids)
             continue
         if item.merge_ids:
             item.payload = {**item.payload, "mention_ids": sorted(set(item.merge_ids))}
         known[item.dedup_key] = _Known(0, item.payload)  # later duplicates in `items` skip
         waiting.append(item)
+    await _merge_ids(connection, merges)
     ids: list[int] = []
     pending_keys = {item.dedup_key for item in waiting}
     while waiting:
@@ -110,17 +112,21 @@ class _Known:
     payload: dict[str, Any]
 
 
-async def _merge_ids(connection: AsyncConnection, row_id: int, mention_ids: list[int]) -> None:
-    payload = await connection.scalar(
-        select(alert_outbox.c.payload).where(alert_outbox.c.id == row_id)
+async def _merge_ids(connection: AsyncConnection, merges: dict[int, set[int]]) -> None:
+    """Add mention ids to the payloads of existing storm/batch rows (one read for all)."""
+    if not merges:
+        return
+    rows = await connection.execute(
+        select(alert_outbox.c.id, alert_outbox.c.payload).where(alert_outbox.c.id.in_(merges))
     )
-    payload = dict(payload or {})
-    merged = sorted(set(payload.get("mention_ids", [])) | set(mention_ids))
-    if merged != payload.get("mention_ids"):
-        payload["mention_ids"] = merged
-        await connection.execute(
-            update(alert_outbox).where(alert_outbox.c.id == row_id).values(payload=payload)
-        )
+    for row in rows.all():
+        payload = dict(row.payload or {})
+        merged = sorted(set(payload.get("mention_ids", [])) | merges[row.id])
+        if merged != payload.get("mention_ids"):
+            payload["mention_ids"] = merged
+            await connection.execute(
+                update(alert_outbox).where(alert_outbox.c.id == row.id).values(payload=payload)
+            )
 
 
 async def _ids_for_keys(connection: AsyncConnection, keys: list[str]) -> dict[str, int]:
