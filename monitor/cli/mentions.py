@@ -7,6 +7,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from monitor.cli.common import CliError, Command, actor, load, run_async, to_json, with_store
 from monitor.durations import parse_duration
 from monitor.store import Store
@@ -44,6 +46,25 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per mention")
 
 
+async def listing(
+    connection: AsyncConnection,
+    *,
+    state: str | None = None,
+    watchlist: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """What `monitor mentions` shows: only the public columns are read."""
+    return await mention_store.list_mentions(
+        connection,
+        state=state,
+        watchlist=watchlist,
+        since=since,
+        limit=limit,
+        columns=[name for name in PUBLIC_FIELDS if name != "watchlists"],
+    )
+
+
 def _list(args: argparse.Namespace) -> int:
     config = load(args)
     since = None
@@ -55,7 +76,7 @@ def _list(args: argparse.Namespace) -> int:
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.read() as connection:
-            return await mention_store.list_mentions(
+            return await listing(
                 connection,
                 state=args.state,
                 watchlist=args.watchlist,
