@@ -19,7 +19,7 @@ from sources.base import FetchResult, SourceContext, SourceError, SourceState
 from sources.http import HttpClient
 from sources.rss import RssConfig, RssSource, entry_identities, track_ids
 from tests.helpers.feeds import FEED_FIXTURES, gzip_bomb, health_of, loop_lag_probe, stored
-from tests.helpers.servers import LocalServer, rss
+from tests.helpers.servers import LocalServer, drop_connection, rss
 
 CORPUS = FEED_FIXTURES / "corpus"
 COMPLAINT = "Acme Cloud deleted my backups and support never answered. Terrible."
@@ -395,6 +395,18 @@ def handler_for(case: str) -> Callable[[web.Request], Any]:
             return web.Response(
                 body=b"<!doctype html><title>Error</title>", content_type="text/html"
             )
+        if case == "reset-before-headers":
+            drop_connection(request)
+            return web.Response()  # never sent: the connection is gone
+        if case == "reset-mid-body":
+            response = web.StreamResponse(
+                headers={"Content-Type": "application/rss+xml", "Content-Length": str(len(GOOD))}
+            )
+            await response.prepare(request)
+            await response.write(GOOD[: len(GOOD) // 2])
+            await asyncio.sleep(0.05)  # let the first half reach the client
+            drop_connection(request)
+            return response
         if case == "etag-304":
             if request.headers.get("If-None-Match") == '"1"':
                 return web.Response(status=304)
@@ -423,6 +435,8 @@ MISBEHAVING = {
     "truncated-xml": ("error", "the feed is broken and no complete entry could be read"),
     "wrong-encoding": ("warning", "document declared as utf-8, but parsed as windows-1252"),
     "html-200": ("error", "got an HTML page titled 'Error' instead of a feed"),
+    "reset-before-headers": ("error", "127.0.0.1 closed the connection before sending a response"),
+    "reset-mid-body": ("error", "broken response body"),
     "etag-304": ("ok", ""),
 }
 
