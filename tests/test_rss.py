@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -462,6 +462,12 @@ async def test_a_misbehaving_server_is_recorded_and_other_sources_are_unaffected
         "https://good.test/1"
     ]
     bad = await health_of(sqlite_url, "bad")
+    if case == "retry-after-seconds":
+        # Retry-After: 120 is stored as the time the block clears, and nothing is due before.
+        assert bad.retry_after_until is not None
+        clears_in = (bad.retry_after_until - datetime.now(UTC)).total_seconds()
+        assert 100 < clears_in <= 120
+        assert bad.next_check_at >= bad.retry_after_until
     if kind == "error":
         assert not outcomes["bad"].ok and bad.error_streak == 2
         assert bad.last_error and bad.last_error.startswith("bad: ") and words in bad.last_error

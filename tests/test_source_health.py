@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from monitor.cli import main
 from monitor.daemon import Daemon
 from monitor.health import dark_condition, update_dark
 from monitor.store import Store
 from monitor.store import sources as source_store
+from monitor.store.tables import mentions, sightings
 from sources.base import FetchResult
 from tests.conftest import base_config_dict, deep_merge
 from tests.helpers.feeds import health_of
@@ -288,6 +290,28 @@ def health_config(tmp_path: Path) -> Path:
                 await source_store.set_dark(
                     connection, "alert", now - timedelta(minutes=10), "failing since ... (6 errors)"
                 )
+                # The blog's sightings: three in the last 24 h, one just before — 24H says 3.
+                mention_id = await connection.scalar(
+                    insert(mentions)
+                    .values(
+                        source="blog",
+                        platform="rss",
+                        source_key="rss:blog#1",
+                        fetched_at=now,
+                        state_at=now,
+                    )
+                    .returning(mentions.c.id)
+                )
+                for index, hours in enumerate((1, 5, 23, 25)):
+                    await connection.execute(
+                        insert(sightings).values(
+                            mention_id=mention_id,
+                            source="blog",
+                            source_key=f"rss:blog#{index}",
+                            matched_by="new",
+                            seen_at=now - timedelta(hours=hours),
+                        )
+                    )
         finally:
             await store.dispose()
 
@@ -312,6 +336,12 @@ def test_sources_table(health_config: Path, capsys: pytest.CaptureFixture[str]) 
             rows[current] = [line]
     blog, alert, news, off = rows["blog"], rows["alert"], rows["news"], rows["off"]
     assert blog[0].split()[:3] == ["blog", "rss", "ok"]
+    last_24h = slice(header.index("24H") - 2, header.index("24H") + 3)  # right-aligned, 5 wide
+    assert [rows[name][0][last_24h].strip() for name in ("blog", "alert", "news")] == [
+        "3",
+        "0",
+        "0",
+    ]
     assert "feed is not well-formed but usable" in blog[0]
     assert "limits: min_interval=1m" in blog[1]
     assert "now: entries=20" in blog[2]
@@ -333,5 +363,6 @@ def test_sources_json(health_config: Path, capsys: pytest.CaptureFixture[str]) -
     assert alert["last_error"].startswith("alert: got an HTML page")
     assert alert["limits"] == {"min_interval_s": 300.0} and alert["interval_s"] == 300.0
     assert rows["blog"]["stats"] == {"entries": 20} and rows["blog"]["warning"]
+    assert rows["blog"]["items_24h"] == 3 and rows["alert"]["items_24h"] == 0
     assert rows["news"]["limits"] == {"min_interval_s": 600.0, "searches": 2}
     assert rows["off"]["status"] == "disabled" and rows["off"]["enabled"] is False
