@@ -24,13 +24,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-import feedparser
 from pydantic import Field, SecretStr
 
 from monitor import __version__
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.rss import parse_feed
 from sources.searchkit import (
     SearchQuery,
     Watermark,
@@ -166,13 +166,13 @@ class RedditSource(Source):
                     f"instead — check the app at reddit.com/prefs/apps and sources[{self.name!r}]"
                     ".client_id"
                 )
-                mentions = await self._fetch_public(mark)
+                mentions = await self._fetch_public(mark, warnings)
         else:
             degraded = (
                 "no OAuth credentials: reading the public search feed (at most 100 posts, "
-                f"stricter limits) — set sources[{self.name!r}].client_id / client_secret"
+                f"stricter limits) — set {self._credential_keys}"
             )
-            mentions = await self._fetch_public(mark)
+            mentions = await self._fetch_public(mark, warnings)
         next_check_in = None
         if self._rate_remaining is not None and self._rate_remaining < RATE_RESERVE:
             wait = timedelta(seconds=(self._rate_reset_s or 60) + 1)
@@ -305,11 +305,15 @@ class RedditSource(Source):
         )
         return token
 
+    @property
+    def _credential_keys(self) -> str:
+        return f"sources[{self.name!r}].client_id / client_secret"
+
     def _auth_error(self, where: str) -> SourceError:
         return SourceError(
             self.name,
             f"access denied (HTTP 401) by {where}",
-            hint=f"check sources[{self.name!r}].client_id / client_secret (an app of type "
+            hint=f"check {self._credential_keys} (an app of type "
             "'script' or 'web' at https://www.reddit.com/prefs/apps)",
             permanent=True,
         )
@@ -346,33 +350,54 @@ class RedditSource(Source):
 
     # ------------------------------------------------------------ public-feed fallback
 
-    async def _fetch_public(self, mark: Watermark) -> list[Mention]:
+    async def _fetch_public(self, mark: Watermark, warnings: list[str]) -> list[Mention]:
         path, restrict = self._search_path()
         mentions = []
         for query in self.queries():
             params = {"q": query, "sort": "new", "limit": "100", **restrict}
-            for entry in await self._feed(f"{path}.rss", params):
+            for entry in await self._feed(f"{path}.rss", params, warnings):
                 identity = _entry_identity(entry)
                 if identity and mark.admit(identity[0], identity[2]):
                     mentions.append(self.entry_to_mention(entry, identity))
         return mentions
 
-    async def _feed(self, path: str, params: dict[str, str]) -> list[Any]:
+    async def _feed(
+        self, path: str, params: dict[str, str], warnings: list[str] | None = None
+    ) -> list[Any]:
+        """Entries of a public feed, parsed like every other feed (sources.rss.parse_feed:
+        never bare bytes to feedparser, HTML block pages recognised). A refusal or a page
+        that is no feed names the credentials that avoid the public feed altogether."""
         url = self.config.public_url.rstrip("/") + path
-        response = await self.context.http.get(
-            self.name, url, params=params, headers={"User-Agent": self.user_agent}
-        )
-        parsed = await asyncio.to_thread(
-            feedparser.parse, response.body, response_headers=response.header_dict()
-        )
-        if parsed.bozo and not parsed.entries:
+        try:
+            response = await self.context.http.get(
+                self.name, url, params=params, headers={"User-Agent": self.user_agent}
+            )
+        except SourceError as exc:
+            status = http_status(exc)
+            if status not in (401, 403):
+                raise
             raise SourceError(
                 self.name,
-                f"the public feed {path} is not a usable feed ({parsed.bozo_exception})",
-                hint=f"Reddit may have answered with a block page; set sources[{self.name!r}]"
-                ".client_id / client_secret to use the API",
-            )
-        return list(parsed.entries)
+                f"the public feed {path} refused this machine (HTTP {status})",
+                hint=f"Reddit blocks unauthenticated reads from many addresses; set "
+                f"{self._credential_keys} (an app at https://www.reddit.com/prefs/apps) "
+                "to use the API",
+                retry_after=exc.retry_after,
+                permanent=True,
+            ) from None
+        try:
+            document = await asyncio.to_thread(parse_feed, self.name, response)
+        except SourceError as exc:
+            problem = str(exc).removeprefix(f"{self.name}: ").removesuffix(f" — {exc.hint}")
+            raise SourceError(
+                self.name,
+                f"the public feed {path} is not a usable feed: {problem}",
+                hint=f"Reddit may have answered with a block page; set {self._credential_keys} "
+                "to use the API",
+            ) from None
+        if warnings is not None:
+            warnings += document.warnings
+        return document.entries
 
     def entry_to_mention(self, entry: Any, identity: tuple[str, str, float]) -> Mention:
         fullname, thread, created = identity
