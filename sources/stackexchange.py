@@ -16,6 +16,8 @@ Identity: `<site>:<post id>`; thread: the question.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -25,6 +27,7 @@ from pydantic import Field, SecretStr
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, is_loopback
+from sources.http import MAX_RETRY_AFTER, HttpResponse
 from sources.searchkit import (
     SearchQuery,
     Watermark,
@@ -38,6 +41,10 @@ from sources.searchkit import (
 INDEX_LAG_S = 15 * 60
 # Share of the daily quota the regular polls may plan to use.
 QUOTA_SHARE = 0.8
+# "too many requests from this IP, more requests available in 84113 seconds"
+_AVAILABLE_IN = re.compile(r"available in (\d+) seconds?")
+# error_name values that mean "the app key is wrong or missing" (docs: /docs/error-handling).
+_KEY_ERRORS = ("key_required", "access_denied", "invalid_access_token", "access_token_required")
 _SITE_DOMAINS = {
     "stackoverflow": "stackoverflow.com",
     "serverfault": "serverfault.com",
@@ -193,9 +200,14 @@ class StackExchangeSource(Source):
             params = {**params, "key": self.app_key}
         url = self.config.api_url.rstrip("/") + path
         try:
-            response = await self.context.http.get(self.name, url, params=params)
+            # The API's errors come as HTTP 400 with an error object that says which one.
+            response = await self.context.http.get(
+                self.name, url, params=params, accept_status=(400,)
+            )
         except SourceError as exc:
             raise self._explain(exc) from None
+        if response.status == 400:
+            raise self._explain(self._api_error(response))
         data = parse_json(self.name, response.body, f"Stack Exchange {path}")
         if not isinstance(data, dict) or not isinstance(data.get("items"), list):
             raise unexpected_shape(self.name, f"Stack Exchange {path}", "no `items` list")
@@ -203,18 +215,51 @@ class StackExchangeSource(Source):
             poll.note(data)
         return data
 
+    def _api_error(self, response: HttpResponse) -> SourceError:
+        """An HTTP 400 answer, by its error object (`error_id`, `error_name`,
+        `error_message`): a throttle waits until it clears, a key problem names `key`."""
+        error_id, name, message = _error_object(response.body)
+        detail = f"{name or 'error'} {error_id or ''}: {message}".replace(" :", ":")
+        if name == "throttle_violation" or error_id == 502:
+            now = datetime.now(UTC)
+            found = _AVAILABLE_IN.search(message)
+            # Without a number, assume the daily quota is what ran out: it resets at
+            # midnight UTC, and asking sooner only prolongs the block.
+            wait = timedelta(seconds=int(found.group(1))) if found else _until_utc_midnight(now)
+            return SourceError(
+                self.name,
+                f"throttled by the API ({detail})",
+                hint="this IP's requests are used up (other software behind the same address "
+                "counts too); the source waits until the API says it clears"
+                + ("" if self.app_key else f" — sources[{self.name!r}].key raises the quota"),
+                retry_after=min(wait, MAX_RETRY_AFTER),
+            )
+        if name in _KEY_ERRORS or (name == "bad_parameter" and message.strip() == "key"):
+            return SourceError(
+                self.name,
+                f"the API refused the app key ({detail})",
+                hint=f"check sources[{self.name!r}].key (an app key from "
+                "https://stackapps.com/apps/oauth/register) or remove it",
+                permanent=True,
+            )
+        if name == "bad_parameter":
+            return SourceError(
+                self.name,
+                f"the API rejected a parameter ({detail})",
+                hint=f"check sources[{self.name!r}].sites (API site names such as "
+                "stackoverflow or superuser) and the search terms",
+                permanent=True,
+            )
+        return SourceError(
+            self.name,
+            f"the API refused the request (HTTP 400 {detail})",
+            hint=f"check sources[{self.name!r}].sites and .key; will retry with backoff",
+        )
+
     def _explain(self, error: SourceError) -> SourceError:
         """The API's own errors, in its terms; never with the app key in the text."""
         status = http_status(error)
-        if status == 400:
-            error = SourceError(
-                self.name,
-                "the API refused the request (HTTP 400): a throttle violation, an unknown site, "
-                "an invalid key or a bad parameter",
-                hint=f"check sources[{self.name!r}].sites and .key; a throttle violation clears "
-                "by itself and the source backs off meanwhile",
-            )
-        elif status in (401, 402, 403):
+        if status in (401, 402, 403):
             error = SourceError(
                 self.name,
                 f"access denied (HTTP {status})",
@@ -356,6 +401,22 @@ def _identity(item: Any) -> tuple[int, str] | None:
     if isinstance(item.get("question_id"), int):
         return item["question_id"], "question"
     return None
+
+
+def _error_object(body: bytes) -> tuple[int | None, str, str]:
+    """(error_id, error_name, error_message) of an error answer; blanks if it is none."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None, "", body[:120].decode("utf-8", "replace").strip()
+    if not isinstance(data, dict):
+        return None, "", ""
+    error_id = data.get("error_id")
+    return (
+        error_id if isinstance(error_id, int) else None,
+        str(data.get("error_name") or ""),
+        str(data.get("error_message") or "")[:300],
+    )
 
 
 def _until_utc_midnight(now: datetime) -> timedelta:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from monitor.config import Config
@@ -182,7 +183,15 @@ async def test_a_spent_daily_quota_waits_for_midnight_utc(
     assert "an app key raises it to 10,000" in (seen.health.warning or "")
 
 
-async def test_a_throttle_violation_is_recorded_and_backed_off(
+def gzipped_json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=gzip.compress(json.dumps(data).encode()),
+        status=status,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json; charset=utf-8"},
+    )
+
+
+async def test_a_throttle_violation_is_recorded_until_the_time_it_clears(
     local_server: LocalServer, make_daemon: Callable[..., Daemon]
 ) -> None:
     local_server.route(
@@ -192,11 +201,68 @@ async def test_a_throttle_violation_is_recorded_and_backed_off(
     before = datetime.now(UTC)
     (outcome,) = await daemon.run_once()
     assert outcome.error.startswith(
-        "stackexchange: the API refused the request (HTTP 400): a throttle violation"
+        "stackexchange: throttled by the API (throttle_violation 502: too many requests from "
+        "this IP, more requests available in 84113 seconds) — "
     )
-    assert "check sources['stackexchange'].sites and .key" in outcome.error
+    assert "sources['stackexchange'].key raises the quota" in outcome.error
     seen = await recorded(make_daemon, daemon.config, "stackexchange")
-    assert seen.health.error_streak == 1 and seen.health.next_check_at > before
+    # "available in 84113 seconds" is the time it clears; nothing is due before then.
+    clears = before + timedelta(seconds=84113)
+    assert seen.health.retry_after_until is not None
+    assert abs((seen.health.retry_after_until - clears).total_seconds()) < 5
+    assert seen.health.next_check_at >= seen.health.retry_after_until
+    assert seen.health.error_streak == 1 and len(searches(local_server)) == 1
+
+
+async def test_a_throttle_violation_without_a_time_waits_for_the_daily_reset(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    error = {"error_id": 502, "error_name": "throttle_violation", "error_message": "too many"}
+    local_server.route("/2.3/search/excerpts", lambda _r: _ready(gzipped_json(error, 400)))
+    daemon = make_daemon(sources=[se_section(local_server)])
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith("stackexchange: throttled by the API")
+    seen = await recorded(make_daemon, daemon.config, "stackexchange")
+    midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(0), tzinfo=UTC)
+    assert seen.health.retry_after_until and seen.health.retry_after_until >= midnight
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"error_id": 400, "error_name": "bad_parameter", "error_message": "key"},
+        {"error_id": 405, "error_name": "key_required", "error_message": "key required"},
+        {"error_id": 403, "error_name": "access_denied", "error_message": "denied"},
+    ],
+    ids=["invalid-key", "key-required", "access-denied"],
+)
+async def test_a_refused_key_is_permanent_and_names_the_key(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon], error: dict[str, Any]
+) -> None:
+    local_server.route("/2.3/search/excerpts", lambda _r: _ready(gzipped_json(error, 400)))
+    secret = "U4DMV*8nvpm3EOpvf69Rxw(("
+    daemon = make_daemon(sources=[se_section(local_server, key=secret)])
+    before = datetime.now(UTC)
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        f"stackexchange: the API refused the app key ({error['error_name']} {error['error_id']}:"
+    )
+    assert "check sources['stackexchange'].key" in outcome.error and secret not in outcome.error
+    seen = await recorded(make_daemon, daemon.config, "stackexchange")
+    assert seen.health.next_check_at >= before + timedelta(minutes=25)  # permanent backoff
+
+
+async def test_an_unknown_site_names_the_sites_key(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    error = {"error_id": 400, "error_name": "bad_parameter", "error_message": "site is required"}
+    local_server.route("/2.3/search/excerpts", lambda _r: _ready(gzipped_json(error, 400)))
+    daemon = make_daemon(sources=[se_section(local_server, sites=["nosuchsite"])])
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        "stackexchange: the API rejected a parameter (bad_parameter 400: site is required) — "
+        "check sources['stackexchange'].sites"
+    )
 
 
 async def test_access_denied_names_the_key_and_never_prints_it(
@@ -224,11 +290,21 @@ async def test_access_denied_names_the_key_and_never_prints_it(
 async def test_malformed_json_is_a_clear_error(
     local_server: LocalServer, make_daemon: Callable[..., Daemon]
 ) -> None:
-    local_server.serve_bytes("/2.3/search/excerpts", gzip.compress(b'{"items": [}'))
+    # Labelled gzip, as the API always sends: what fails is the JSON inside, not the gzip.
+    local_server.route(
+        "/2.3/search/excerpts",
+        lambda _r: _ready(
+            web.Response(
+                body=gzip.compress(b'{"items": [}'),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+        ),
+    )
     daemon = make_daemon(sources=[se_section(local_server)])
     (outcome,) = await daemon.run_once()
     assert outcome.error.startswith(
-        "stackexchange: malformed JSON from Stack Exchange /search/excerpts"
+        "stackexchange: malformed JSON from Stack Exchange /search/excerpts (JSONDecodeError: "
+        "Expecting value: line 1 column 12 (char 11); body starts '{\"items\": [}')"
     )
 
 
