@@ -38,7 +38,9 @@ class SourceConfig(BaseModel):
     enabled: bool = True
     # Poll interval. The adapter's min_interval_s is a floor.
     every: Duration = Field(default=timedelta(minutes=5))
-    # Route everything this source finds to this one watchlist (e.g. a Google Alert).
+    # The one watchlist this source is for. Search sources search only its terms and
+    # their results must still match it; feeds whose every item is a hit (a Google
+    # Alert, a feed you chose for one topic) file everything under it.
     watchlist: str | None = None
 
     def secrets(self) -> list[SecretStr]:
@@ -87,6 +89,11 @@ class Source(ABC):
     docs_url: ClassVar[str]
     # Floor on the poll interval, whatever `every` says.
     min_interval_s: ClassVar[float] = 60.0
+    # True when every item is a hit by construction (a Google Alert is a query Google
+    # already ran): with `watchlist:` set, items are filed under it even when the shared
+    # matcher finds nothing in their text. Search adapters keep False: whatever their
+    # platform's search returns must still pass the matcher (see watchlist_hint).
+    routes_to_watchlist: ClassVar[bool] = False
     # Long-running websocket-style sources set this and implement stream(). An adapter
     # with a streaming and a polled mode (Bluesky) sets it per instance from its config.
     streaming: bool = False
@@ -107,6 +114,12 @@ class Source(ABC):
         if is_loopback(self.endpoint()):
             return self.config.every
         return max(self.config.every, timedelta(seconds=self.min_interval_s))
+
+    def watchlist_hint(self) -> str:
+        """``Mention.watchlist_hint`` for this source's items: its ``watchlist:``, but only
+        when ``routes_to_watchlist`` — the pipeline files a hinted item under that
+        watchlist whether or not it matches."""
+        return (self.config.watchlist or "") if self.routes_to_watchlist else ""
 
     def endpoint(self) -> str:
         """The base URL this source talks to (``api_url`` or ``url``)."""

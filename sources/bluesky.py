@@ -169,7 +169,7 @@ class BlueskySource(Source):
             batch_every=self.config.batch_every,
             user_agent=http.user_agent,
             connect_timeout_s=http.config.connect_timeout.total_seconds(),
-            watchlist=self.config.watchlist or "",
+            watchlist=self.watchlist_hint(),
         )
         consumer = JetstreamConsumer(self.name, settings, Prefilter(self._queries()))
         await consumer.consume(state, deliver)
@@ -244,7 +244,7 @@ class BlueskySource(Source):
             handle=str(author.get("handle") or ""),
             cid=str(post.get("cid") or ""),
             seen_at=parse_time(post.get("indexedAt")),
-            watchlist=self.config.watchlist or "",
+            watchlist=self.watchlist_hint(),
         )
 
     # ----------------------------------------------------------------- XRPC plumbing

@@ -255,7 +255,7 @@ class GithubSource(Source):
             author_url=str(user.get("html_url") or ""),
             published_at=parse_time(item.get("created_at")),
             thread_key=url,
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "kind": kind,
                 "repository": repository,

@@ -159,7 +159,7 @@ class HackerNewsSource(Source):
             author_url=USER_URL.format(author) if author else "",
             published_at=datetime.fromtimestamp(hit["created_at_i"], UTC),
             thread_key=f"hackernews:{story_id}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "type": "comment" if is_comment else "story",
                 "story_title": hit.get("story_title") or hit.get("title") or "",

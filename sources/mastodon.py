@@ -276,7 +276,7 @@ class MastodonSource(Source):
             published_at=_parse_time(status.get("created_at")),
             thread_key=f"mastodon:{uri}",
             language_hint=str(status.get("language") or ""),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "instance": host,
                 "tags": [t.get("name") for t in status.get("tags") or [] if isinstance(t, dict)],

@@ -338,7 +338,7 @@ class RedditSource(Source):
             author_url=f"{SITE}/user/{author}" if author and author != "[deleted]" else "",
             published_at=datetime.fromtimestamp(post["created_utc"], UTC),
             thread_key=f"reddit:{post['name']}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "subreddit": post.get("subreddit_name_prefixed") or post.get("subreddit") or "",
                 "score": post.get("score"),
@@ -413,7 +413,7 @@ class RedditSource(Source):
             author_url=f"{SITE}/user/{author}" if author else "",
             published_at=datetime.fromtimestamp(created, UTC),
             thread_key=f"reddit:{thread}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={"subreddit": (entry.get("tags") or [{}])[0].get("label") or "", "via": "rss"},
         )
 

@@ -290,7 +290,7 @@ class StackExchangeSource(Source):
             html=body,
             published_at=datetime.fromtimestamp(item["creation_date"], UTC),
             thread_key=f"stackexchange:{site}:{question_id}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "site": site,
                 "type": "answer" if is_answer else "question",

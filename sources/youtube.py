@@ -289,7 +289,7 @@ class YoutubeSource(Source):
             author_url=f"https://www.youtube.com/channel/{channel}" if channel else "",
             published_at=parse_time(snippet.get("publishedAt")),
             thread_key=url,
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={"channel_id": channel, "live": snippet.get("liveBroadcastContent") or "none"},
         )
 
@@ -312,7 +312,7 @@ class YoutubeSource(Source):
             author_url=str(details.get("authorChannelUrl") or ""),
             published_at=parse_time(details.get("publishedAt")),
             thread_key=_thread_url(video, str(thread.get("id") or comment)),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={"video_id": video, "likes": details.get("likeCount")},
         )
 

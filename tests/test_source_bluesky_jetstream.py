@@ -206,6 +206,38 @@ async def test_run_once_stores_exactly_the_matching_posts(
         await daemon.close()
 
 
+async def test_watchlist_narrows_the_prefilter_but_posts_must_still_match(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """With `watchlist:`, only that watchlist's terms pass the prefilter — a loose
+    superset (`"tic tac"` lets every post with "tic" through). What passes must still
+    match a watchlist query, or "soundcloud" posts would fill a `cloud` watchlist."""
+    brand = {"name": "brand", "query": '"government you" OR "tic tac"', "owner": "priya"}
+    watchlists = [brand, WATCHLISTS[1]]
+    prefilter = Prefilter([brand["query"]])
+    matcher = Matcher((w["name"], w["query"], []) for w in watchlists)
+    passed, matching = set(), set()
+    for raw in EVENTS:
+        commit = json.loads(raw).get("commit") or {}
+        if commit.get("collection") == POST_COLLECTION and commit.get("operation") == "create":
+            text = post_text(commit["record"])
+            if prefilter(text):
+                passed.add(commit["rkey"])
+                if matcher.match(MatchInput(text=text)):
+                    matching.add(commit["rkey"])
+    assert matching and passed - matching  # the prefilter lets some non-matches through
+
+    url = serve(local_server, Jetstream(EVENTS))
+    daemon = make_daemon(watchlists=watchlists, sources=[source(url, watchlist="brand")])
+    (outcome,) = await daemon.run_once()
+    assert outcome.ok, outcome.error
+    daemon = await reopened(make_daemon, daemon)
+    try:
+        assert rkeys(await stored_posts(daemon)) == matching
+    finally:
+        await daemon.close()
+
+
 async def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():
