@@ -17,16 +17,25 @@ Identity: `<site>:<post id>`; thread: the question.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr
 
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
-from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, is_loopback
+from sources.base import (
+    FetchResult,
+    Source,
+    SourceConfig,
+    SourceError,
+    SourceState,
+    is_loopback,
+    secret_tag,
+)
 from sources.http import MAX_RETRY_AFTER, HttpResponse
 from sources.searchkit import (
     SearchQuery,
@@ -79,6 +88,10 @@ class StackExchangeSource(Source):
     # Daily requests per IP with and without an app key.
     quota_per_day_with_key: ClassVar[int] = 10_000
     quota_per_day_without_key: ClassVar[int] = 300
+    # Listing the brand's replies costs up to 3 requests (answers, comments, and the
+    # questions of commented answers); hourly, a keyless day of it is 72 of the 300.
+    replies_min_interval_s: ClassVar[float] = 3600.0
+    reply_requests_per_call: ClassVar[int] = 3
     Config = StackExchangeConfig
     config: StackExchangeConfig
 
@@ -97,23 +110,50 @@ class StackExchangeSource(Source):
     def requests_per_poll(self) -> int:
         return max(len(self.config.sites) * len(self.terms()), 1)
 
+    def budget_key(self) -> str:
+        """The quota is per address (per app key and address with a key): every source on
+        this machine with the same key, or none, spends the same one."""
+        host = urlsplit(self.config.api_url).hostname or self.config.api_url
+        who = f"app key {secret_tag(self.app_key)}" if self.app_key else "no app key"
+        return f"Stack Exchange daily quota at {host}, {who}"
+
+    @property
+    def reply_requests_per_day(self) -> int:
+        """What listing the brand's replies may spend a day, at most (monitor/replies.py)."""
+        accounts = len(self.context.brand.accounts.get(self.kind, []))
+        per_day = accounts * self.reply_requests_per_call * 86_400 / self.replies_min_interval_s
+        return math.ceil(per_day)
+
+    @property
+    def poll_requests_per_day(self) -> float:
+        """This source's even share of 80 % of the daily quota, less its replies' spend."""
+        share = self.quota_per_day * QUOTA_SHARE / self.budget_sharers
+        return max(share - self.reply_requests_per_day, 1.0)
+
     @property
     def interval(self) -> timedelta:
-        """``every``, stretched so a day of polls spends at most 80 % of the daily quota."""
+        """``every``, stretched so a day of polls and replies spends at most this source's
+        share of 80 % of the daily quota."""
         if is_loopback(self.endpoint()):
             return self.config.every
-        budget_s = 86_400 * self.requests_per_poll / (self.quota_per_day * QUOTA_SHARE)
+        budget_s = 86_400 * self.requests_per_poll / self.poll_requests_per_day
         return max(super().interval, timedelta(seconds=budget_s))
 
     def limits(self) -> dict[str, Any]:
         return {
             "min_interval_s": self.min_interval_s,
             "quota_units_per_day": self.quota_per_day,
+            "budget_shared_by": self.budget_sharers,
             "requests_per_poll": self.requests_per_poll,
+            "reply_requests_per_day": self.reply_requests_per_day,
             "interval_from_quota_s": round(self.interval.total_seconds()),
             "max_results_per_call": self.config.pagesize,
             "max_requests_per_second": 30,
         }
+
+    def paused_until(self, state: SourceState) -> datetime | None:
+        found = [_parse_time(state.cursor.get(k)) for k in ("backoff_until", "quota_spent_until")]
+        return max((when for when in found if when is not None), default=None)
 
     def describe(self) -> str:
         key = "app key ****" if self.app_key else "no app key"
@@ -151,6 +191,7 @@ class StackExchangeSource(Source):
             poll.warnings.append(f"the API asked for a {poll.backoff_s}s pause (backoff)")
         if poll.quota_remaining is not None and poll.quota_remaining < self.requests_per_poll:
             next_check_in = max(next_check_in or timedelta(0), _until_utc_midnight(now))
+            cursor["quota_spent_until"] = (now + _until_utc_midnight(now)).isoformat()
             poll.warnings.append(
                 f"daily quota nearly spent ({poll.quota_remaining} requests left); "
                 "waiting for it to reset at midnight UTC"
@@ -166,7 +207,6 @@ class StackExchangeSource(Source):
                 "quota_remaining": poll.quota_remaining,
                 "quota_max": poll.quota_max,
                 "requests": poll.requests,
-                "limits": self.limits(),
             },
         )
 
