@@ -100,7 +100,7 @@ class HackerNewsSource(Source):
             mentions,
             cursor={"watermark": mark.dump()},
             warnings=warnings,
-            stats={"requests": requests, "limits": self.limits()},
+            stats={"requests": requests},
         )
 
     async def _search(

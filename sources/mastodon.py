@@ -160,7 +160,7 @@ class MastodonSource(Source):
             warnings=poll.warnings,
             # A rate-limit wait only ever postpones the regular poll.
             next_check_in=max(poll.next_check_in, self.interval) if poll.next_check_in else None,
-            stats={"instances": poll.budgets, "limits": self.limits()},
+            stats={"instances": poll.budgets},
         )
 
     async def _poll_instance(self, index: int, instance: MastodonInstance, poll: _Poll) -> None:

@@ -191,7 +191,7 @@ class RedditSource(Source):
         )
 
     def _stats(self, mode: str) -> dict[str, Any]:
-        stats: dict[str, Any] = {"mode": mode, "limits": self.limits()}
+        stats: dict[str, Any] = {"mode": mode}
         if mode == "oauth" and self._rate_remaining is not None:
             stats["ratelimit_remaining"] = self._rate_remaining
             reset = datetime.now(UTC) + timedelta(seconds=self._rate_reset_s or 0)
