@@ -47,6 +47,7 @@ from sources.bluesky_jetstream import (
 )
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import RateLimit, SeenWindow, iso, parse_time
+from sources.searchkit import nothing_to_search
 
 JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 XRPC_URL = "https://bsky.social/xrpc"
@@ -177,6 +178,8 @@ class BlueskySource(Source):
     # ------------------------------------------------------------------- search mode
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self._terms():
+            return nothing_to_search(self.name, state)
         window = SeenWindow.load(state.cursor.get("window"), self.config.overlap)
         previous_newest = window.newest
         since = window.since()

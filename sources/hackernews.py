@@ -26,6 +26,7 @@ from sources.searchkit import (
     SearchQuery,
     Watermark,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -76,6 +77,8 @@ class HackerNewsSource(Source):
         }
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self.terms():
+            return nothing_to_search(self.name, state)
         mark = Watermark.load(state.cursor.get("watermark"), INDEX_LAG_S)
         tags = ",".join(self.config.search)
         tags = f"({tags})" if len(self.config.search) > 1 else tags

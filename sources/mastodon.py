@@ -30,6 +30,7 @@ from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceS
 from sources.searchkit import (
     SearchQuery,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -120,6 +121,9 @@ class MastodonSource(Source):
     # ------------------------------------------------------------------------ polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        searching = any(instance.token for instance in self.config.instances)
+        if not self.hashtags() and not (searching and self.terms()):
+            return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         bases = {_base(i.url) for i in self.config.instances}
         poll = _Poll(  # what belongs to instances no longer configured is forgotten

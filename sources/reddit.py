@@ -35,6 +35,7 @@ from sources.searchkit import (
     SearchQuery,
     Watermark,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -149,6 +150,8 @@ class RedditSource(Source):
     # ------------------------------------------------------------------------ polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self.queries():
+            return nothing_to_search(self.name, state)
         mark = Watermark.load(state.cursor.get("watermark"), INDEX_LAG_S)
         degraded = None
         warnings: list[str] = []

@@ -41,6 +41,7 @@ from sources.searchkit import (
     SearchQuery,
     Watermark,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -162,6 +163,8 @@ class StackExchangeSource(Source):
     # ------------------------------------------------------------------------ polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self.terms():
+            return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         marks = dict(state.cursor.get("marks") or {})
         waiting = _parse_time(state.cursor.get("backoff_until"))

@@ -41,6 +41,7 @@ from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, secret_tag
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import SeenWindow, iso, parse_time
+from sources.searchkit import nothing_to_search
 
 try:
     PACIFIC: Any = ZoneInfo("America/Los_Angeles")
@@ -185,6 +186,8 @@ class YoutubeSource(Source):
     # ----------------------------------------------------------------------- polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self._queries() and not self.config.channel_id:
+            return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         quota = state.cursor.get("quota")
         today = isinstance(quota, dict) and quota.get("day") == pacific_day(now)
