@@ -284,6 +284,45 @@ async def test_forced_disconnect_resumes_from_the_stored_cursor_without_loss(
         await daemon.shutdown()
 
 
+async def test_a_flapping_server_is_reconnected_with_growing_backoff(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """Every connection delivers a few events and then drops. Delivering is not being
+    healthy: the backoff must grow (2 s, 4 s, ...), not restart at 2 s each time."""
+    connected: list[float] = []
+
+    async def flapping(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        connected.append(time.monotonic())
+        for raw in EVENTS[:30]:
+            await ws.send_str(raw)
+        await asyncio.sleep(0.3)  # long enough for the batch to be stored
+        assert request.transport is not None
+        request.transport.close()
+        return ws
+
+    local_server.route("/subscribe", flapping)
+    url = local_server.url("/subscribe").replace("http://", "ws://")
+    daemon = make_daemon(watchlists=WATCHLISTS, sources=[source(url)])
+    await daemon.start()
+    try:
+
+        async def three_connections() -> bool:
+            return len(connected) >= 3
+
+        await wait_for(three_connections, timeout=20)
+        row = await state_row(daemon)
+        assert row.cursor["time_us"] > 0  # each connection did deliver
+    finally:
+        await daemon.shutdown()
+    first_gap, second_gap = connected[1] - connected[0], connected[2] - connected[1]
+    # backoff_delay(1, 2 s) then (2, 2 s): 2 s and 4 s, ±10 % jitter, plus the 0.3 s visit
+    # (restarting at 2 s each time would make the second gap as short as the first).
+    assert first_gap >= 1.8 + 0.3
+    assert second_gap >= 3.6 + 0.3 and second_gap > first_gap + 1
+
+
 async def test_restart_resumes_from_the_persisted_cursor(
     local_server: LocalServer, make_daemon: Callable[..., Daemon], sqlite_url: str
 ) -> None:
