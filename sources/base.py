@@ -10,6 +10,7 @@ with a FetchResult per batch; the daemon supervises it as a long-running task.
 from __future__ import annotations
 
 import hashlib
+import os
 from abc import ABC
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -189,9 +190,14 @@ def share_budgets(sources: Iterable[Source]) -> list[str]:
     return notes
 
 
+# Salt of secret_tag, new every run: a tag tells two keys apart in this process's messages
+# and is worthless for guessing a key anywhere else.
+_TAG_SALT = os.urandom(16)
+
+
 def secret_tag(secret: str) -> str:
     """A short, one-way tag telling two secrets apart in messages (``#3f2a1c``)."""
-    return "#" + hashlib.sha256(secret.encode()).hexdigest()[:6]
+    return "#" + hashlib.blake2b(secret.encode(), key=_TAG_SALT, digest_size=3).hexdigest()
 
 
 def is_loopback(url: str) -> bool:
