@@ -35,7 +35,7 @@ from monitor.store import Store, alert_state, outbox
 from monitor.store import heartbeat as heartbeat_store
 from monitor.store import sources as source_store
 from sources import SOURCES
-from sources.base import FetchResult, Source, SourceContext, SourceError
+from sources.base import FetchResult, Source, SourceContext, SourceError, share_budgets
 from sources.http import HttpClient
 
 log = logging.getLogger("monitor")
@@ -49,6 +49,8 @@ def build_sources(config: Config, context: SourceContext) -> dict[str, Source]:
     for section in config.sources:
         if section.enabled:
             built[section.name] = SOURCES[section.type](section.name, section, context)
+    for note in share_budgets(built.values()):
+        log.warning("budget: %s", note)
     return built
 
 

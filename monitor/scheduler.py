@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,12 @@ JITTER_FRACTION = 0.1
 PERMANENT_ERROR_MIN_DELAY = timedelta(minutes=30)
 # When even recording a failure fails (database locked, disk full), wait this long.
 STORE_FAILURE_DELAY = timedelta(seconds=30)
+# A stream that stayed connected this long was healthy, and its next failure starts the
+# backoff afresh; one that fails sooner is flapping, and the backoff keeps growing.
+STREAM_STABLE_AFTER = timedelta(minutes=1)
+# Reconnect backoff of streaming sources: first delay and cap.
+STREAM_BACKOFF = timedelta(seconds=2)
+STREAM_MAX_BACKOFF = timedelta(minutes=5)
 
 
 def backoff_delay(
@@ -301,13 +308,11 @@ class Scheduler:
                 state = await source_store.load(connection, source.name)
 
             async def deliver(result: FetchResult, state: SourceState = state) -> None:
-                nonlocal streak
                 outcome = await self.runner.deliver(source, state, result)
                 if not outcome.ok:
                     raise SourceError(source.name, outcome.error)
-                # A stream that delivers is healthy: its next disconnect starts backoff afresh.
-                streak = 0
 
+            connected_at = time.monotonic()
             try:
                 await source.stream(state, deliver)
                 streak = 0
@@ -315,6 +320,10 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Not "it delivered something": a server that accepts, sends a few events
+                # and drops the connection would then be retried every 2 s for ever.
+                if time.monotonic() - connected_at >= STREAM_STABLE_AFTER.total_seconds():
+                    streak = 0
                 streak += 1
                 message = (
                     str(exc)
@@ -324,10 +333,7 @@ class Scheduler:
                 retry_after = getattr(exc, "retry_after", None)
                 await self.runner.failed(source, message, retry_after, False)
                 delay = backoff_delay(
-                    streak,
-                    timedelta(seconds=2),
-                    retry_after=retry_after,
-                    max_backoff=timedelta(minutes=5),
+                    streak, STREAM_BACKOFF, retry_after=retry_after, max_backoff=STREAM_MAX_BACKOFF
                 )
             await asyncio.sleep(delay.total_seconds())
 
