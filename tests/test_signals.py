@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from monitor.classify.signals import link_only, text_hash
@@ -48,10 +49,34 @@ def test_text_hash_ignores_links_and_case_and_skips_tiny_texts() -> None:
     assert text_hash("acme down?") is None
 
 
-def test_link_only() -> None:
-    assert link_only("acme cloud https://spam.example/win @acmecloud #free")
-    assert not link_only("Acme Cloud lost my files, details: https://blog.example/post")
-    assert not link_only("acme cloud is slow today")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "acme cloud https://spam.example/win @acmecloud #free",
+        # Hashtags whose words carry vowel signs and viramas: `\w` would split each one and
+        # count the pieces as words, so these spam posts looked like real text.
+        "https://spam.example/win #एक्मेक्लाउड #ऑफ़र #सेल #डील",
+        "https://spam.example/win #অ্যাকমিক্লাউড #অফার #সেল #ছাড়",
+        "https://spam.example/win #اکمی‌کلاود #تخفیف #فروش #ویژه",
+    ],
+    ids=["en", "hi", "bn", "fa"],
+)
+def test_link_only(text: str) -> None:
+    assert link_only(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Acme Cloud lost my files, details: https://blog.example/post",
+        "acme cloud is slow today",
+        "एक्मे क्लाउड ने मेरी फ़ाइलें खो दीं, पूरी बात यहाँ https://blog.example/post #एक्मे",
+        "অ্যাকমি ক্লাউড আমার ফাইল হারিয়ে ফেলেছে, বিস্তারিত এখানে https://blog.example/post",
+    ],
+    ids=["en-link", "en-no-link", "hi", "bn"],
+)
+def test_not_link_only(text: str) -> None:
+    assert not link_only(text)
 
 
 async def test_author_history_and_answered(database_url: str, make_config: Any) -> None:
