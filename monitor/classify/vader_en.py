@@ -128,6 +128,15 @@ COMPLAINT_CUES: tuple[tuple[str, float], ...] = (
 
 _CUES = [(re.compile(pattern, re.IGNORECASE), valence) for pattern, valence in COMPLAINT_CUES]
 
+# A text that is one yes/no question asserts nothing, so its positive words are not praise
+# ("Does Acme support IPv6?", "Is the free tier enough?"); its negative ones still count
+# ("Is the dashboard broken again?").
+_YES_NO_QUESTION = re.compile(
+    r"^\s*(?:[@#]\S+\s+)*(?:does|do|did|is|are|was|were|can|could|will|would|should|has|have)"
+    r"\b[^.!?\n]*\?+\s*$",
+    re.IGNORECASE,
+)
+
 
 def cue_valence(text: str) -> float:
     return sum(valence for pattern, valence in _CUES if pattern.search(text))
@@ -158,7 +167,7 @@ class VaderBackend(SentimentBackend):
             return compound
         cues = cue_valence(text)
         base = _sum_from_compound(compound)
-        if cues <= COMPLAINT_CONTEXT:
+        if cues <= COMPLAINT_CONTEXT or _YES_NO_QUESTION.match(text):
             # In a complaint, "thanks", "great", "please help" are politeness or sarcasm.
             base = min(base, 0.0)
         total = base + cues
