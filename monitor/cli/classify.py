@@ -147,14 +147,17 @@ def _train(args: argparse.Namespace) -> int:
             return await sentiment_examples(connection)
 
     examples = run_async(with_store(config, action))
+    # What the router gives without a trained model: the bar each trained model must clear.
+    default = Classifier.from_config(config, use_trained=False)
     models, info, skipped = trained.train_all(
         [(e.text, e.language, e.label) for e in examples],
         min_corrections=settings.min_corrections,
         min_per_class=settings.min_per_class,
+        baseline=lambda text, language: default.sentiment(text, language).label,
     )
     for language, reason in skipped.items():
         print(f"{language}: not trained — {reason}")
-    if not models:
+    if not info:
         print(f"no language has enough corrections yet ({len(examples)} in total); nothing written")
         return 0
     path = Path(args.output) if args.output else settings.trained_model_path(config.database)
@@ -163,9 +166,25 @@ def _train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"monitor train: cannot write {path}: {exc}") from None
     for language, details in info.items():
-        print(f"{language}: trained on {details['examples']} corrections {details['per_class']}")
+        cv = details["cv"]
+        print(
+            f"{language}: trained on {details['examples']} corrections {details['per_class']}; "
+            f"cross-validated in {cv['folds']} folds: trained "
+            f"{_scores(cv['trained'])} vs default {_scores(cv['default'])}"
+        )
+        if language in models:
+            print(f"{language}: the router will prefer the trained model — {cv['reason']}")
+        else:
+            print(f"{language}: keeping the default backend — {cv['reason']}")
     print(f"wrote {path}; the daemon picks it up within a minute")
     return 0
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return (
+        f"negative P {scores['negative_precision']:.2f} F1 {scores['negative_f1']:.2f}, "
+        f"macro-F1 {scores['macro_f1']:.2f}"
+    )
 
 
 COMMANDS = {
