@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from alerts.base import Alert, AlertSink, Delivery, Person
+from alerts.context import stored_signals
 from monitor.store import Store, alert_state, events, outbox
 from monitor.store import mentions as mention_store
 from monitor.store.outbox import OutboxItem
-from monitor.store.tables import mention_matches, mentions
+from monitor.store.tables import mention_matches
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -298,7 +299,8 @@ class Deliverer:
 
 
 async def mention_context(connection: AsyncConnection, mention: dict[str, Any]) -> dict[str, Any]:
-    """What a sink shows beside the mention: matched spans and the author's history."""
+    """What a sink shows beside the mention: matched spans, and the troll/spam signals
+    stored at ingest (author history, repeated text, link-only) as context."""
     rows = await connection.execute(
         select(mention_matches.c.terms, mention_matches.c.spans).where(
             mention_matches.c.mention_id == mention["id"]
@@ -309,39 +311,7 @@ async def mention_context(connection: AsyncConnection, mention: dict[str, Any]) 
     for row in rows:
         spans += [list(span) for span in row.spans or []]
         terms += list(row.terms or [])
-    return {
-        "spans": spans,
-        "terms": terms,
-        "author_history": await author_history(connection, mention),
-    }
-
-
-async def author_history(connection: AsyncConnection, mention: dict[str, Any]) -> dict[str, Any]:
-    """How often this author appeared before: first time, repeat, or often negative."""
-    if not mention.get("author"):
-        return {"label": "", "earlier": 0, "negative": 0}
-    row = (
-        await connection.execute(
-            select(
-                func.count().label("earlier"),
-                func.coalesce(
-                    func.sum(case((mentions.c.sentiment == "negative", 1), else_=0)), 0
-                ).label("negative"),
-            ).where(
-                mentions.c.platform == mention["platform"],
-                mentions.c.author == mention["author"],
-                mentions.c.id < mention["id"],
-            )
-        )
-    ).one()
-    earlier, negative = int(row.earlier), int(row.negative)
-    if earlier == 0:
-        label = "first time"
-    elif negative >= 2 and negative * 2 >= earlier:
-        label = f"often negative ({negative} of {earlier} earlier)"
-    else:
-        label = f"repeat ({earlier} earlier)"
-    return {"label": label, "earlier": earlier, "negative": negative}
+    return {"spans": spans, "terms": terms, "signals": stored_signals(mention)}
 
 
 async def _group_mentions(connection: AsyncConnection, payload: dict[str, Any]) -> list[dict]:

@@ -35,7 +35,15 @@ def hostile_mention(**overrides: Any) -> dict[str, Any]:
         "state_by": "daemon",
         "state_at": datetime.now(UTC),
         "spans": [[HOSTILE.index("acme cloud"), HOSTILE.index("acme cloud") + 10]],
-        "author_history": {"label": "often negative (3 of 4 earlier)"},
+        "signals": {
+            "author_mentions": 4,
+            "author_negative_share": 0.75,
+            "author_answered": False,
+            "same_text_count": 2,
+            "same_text_authors": 2,
+            "link_only": True,
+            "hints": ["link-only", "never-answered", "repeat-text"],
+        },
     }
     mention.update(overrides)
     return mention
@@ -87,7 +95,11 @@ async def test_mention_text_cannot_ping_or_disguise_links(local_server: LocalSer
     assert "javascript:" not in everything  # the author link was dropped
     assert "<https://blog.test/x%7C%3C!channel%3E|Open the post ↗>" in everything
     assert "<@UPRIYA>" in everything  # people from config are real mentions
-    assert "often negative (3 of 4 earlier)" in everything and "written in Hindi" in everything
+    assert "4 mentions by this author, 75% negative, never answered" in everything
+    assert (
+        "link-only: little more than links · never-answered · repeat-text: the same " in everything
+    )
+    assert "written in Hindi" in everything
     assert sent["link_names"] is False and sent["parse"] == "none"
 
 

@@ -61,3 +61,11 @@ def emoji_valences(text: str) -> list[float]:
             found.append(value)
     found += [_EMOTICONS[match] for match in _EMOTICON.findall(text)]
     return found
+
+
+def without_emoji(text: str) -> str:
+    """The text with every emoji and emoticon that ``emoji_valences`` scores blanked out, for
+    a scorer (VADER) that would otherwise score some of them a second time, by the words of
+    their names ("😂" face with tears of *joy*, "🔥" *fire* reads negative)."""
+    text = _EMOTICON.sub(" ", text.translate(_VARIATION))
+    return "".join(" " if ch in EMOJI_VALENCE else ch for ch in text)
