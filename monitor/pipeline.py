@@ -111,10 +111,18 @@ def is_tagged(text: str, handles: Sequence[str]) -> bool:
     return False
 
 
+_TEXT_FIELDS = ("title", "text", "html", "author", "url", "author_url", "thread_key")
+
+
 def bounded(mention: Mention) -> Mention:
     """Cap what one post may carry: a 10 MB title from a hostile feed must not cost 10 MB
     of matching, classification and storage. Truncation is noted in ``extra``."""
     cut = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(mention, name)
+        if "\x00" in value:
+            # Never meaningful, and PostgreSQL refuses the whole batch over one NUL in TEXT.
+            setattr(mention, name, value.replace("\x00", ""))
     for name, limit in (
         ("title", MAX_TITLE_CHARS),
         ("text", MAX_TEXT_CHARS),
