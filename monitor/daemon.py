@@ -31,7 +31,7 @@ from monitor.health import update_dark
 from monitor.pipeline import IngestStats, Pipeline
 from monitor.replies import poll_replies
 from monitor.scheduler import RunOutcome, Scheduler, SourceRunner
-from monitor.store import Store, alert_state, outbox
+from monitor.store import Store, alert_state, database_problem, is_database_error, outbox
 from monitor.store import heartbeat as heartbeat_store
 from monitor.store import sources as source_store
 from sources import SOURCES
@@ -280,14 +280,20 @@ class Daemon:
     async def deliver_alerts(self) -> None:
         try:
             await self.deliverer.deliver_due()
-        except Exception:
-            log.exception("outbox: delivery pass failed; will retry")
+        except Exception as exc:
+            if not is_database_error(exc):
+                log_bug(exc, "outbox: delivery pass failed; will retry")
+                return
+            log.error("outbox: delivery pass failed: %s", database_problem(exc))
 
     async def beat(self) -> None:
         try:
             await update_dark(self.store, self.sources)
-        except Exception:
-            log.exception("health: could not work out which sources are dark; will retry")
+        except Exception as exc:
+            if not is_database_error(exc):
+                log_bug(exc, "health: could not work out which sources are dark; will retry")
+            else:
+                log.error("health: could not check for dark sources: %s", database_problem(exc))
         summary = await self.health_summary()
         if summary != self._last_summary:
             log.info("health: %s", summary)
@@ -298,10 +304,7 @@ class Daemon:
                     connection, started_at=self.started_at, now=datetime.now(UTC), summary=summary
                 )
         except Exception as exc:
-            log.error(
-                "heartbeat: cannot write to the database (%s); check disk space and permissions",
-                exc,
-            )
+            log.error("heartbeat: cannot write to the database: %s", database_problem(exc))
         if time.monotonic() >= self._optimize_due:
             self._optimize_due = time.monotonic() + OPTIMIZE_EVERY_S
             try:
@@ -428,6 +431,11 @@ class Daemon:
         await self.http.close()
         await self.store.dispose()
         gc.unfreeze()
+
+
+def log_bug(exc: BaseException, message: str) -> None:
+    """Log an unexpected error with its traceback (a bug to report), keeping the daemon up."""
+    log.error(message, exc_info=exc)
 
 
 def _safe_url(url: str) -> str:

@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import DaemonConfig
 from monitor.pipeline import IngestStats, Pipeline
-from monitor.store import Store
+from monitor.store import Store, database_problem, is_database_error
 from monitor.store import sources as source_store
 from sources.base import FetchResult, Source, SourceError, SourceState
 
@@ -148,7 +148,15 @@ class SourceRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("%s: storing %d mentions failed", source.name, len(result.mentions))
+            if is_database_error(exc):
+                log.error(
+                    "%s: could not store %d mentions: %s",
+                    source.name,
+                    len(result.mentions),
+                    database_problem(exc),
+                )
+            else:
+                log.exception("%s: storing %d mentions failed", source.name, len(result.mentions))
             self.not_before[source.name] = now + STORE_FAILURE_DELAY
             return RunOutcome(
                 source.name, False, error=f"{source.name}: storing results failed: {exc}"
@@ -193,8 +201,13 @@ class SourceRunner:
                     permanent=permanent,
                 )
                 await source_store.reschedule(connection, source.name, now + delay)
-        except Exception:
-            log.exception("%s: could not record the failure in the database", source.name)
+        except Exception as exc:
+            if is_database_error(exc):
+                log.error(
+                    "%s: could not record its failure: %s", source.name, database_problem(exc)
+                )
+            else:
+                log.exception("%s: could not record the failure in the database", source.name)
             self.not_before[source.name] = now + STORE_FAILURE_DELAY
         return RunOutcome(source.name, False, error=message)
 

@@ -41,9 +41,39 @@ class WriteHealth:
         if self.failing_since is None:
             return None
         return (
-            f"database writes failing since {self.failing_since:%H:%M:%S} UTC ({self.last_error}) — "
-            "check free disk space and whether another process holds a lock on the database"
+            f"database writes failing since {self.failing_since:%H:%M:%S} UTC: "
+            f"{database_problem(self.last_error)}"
         )
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """A failure of the database itself (locked, full, gone), not of the data written."""
+    return isinstance(exc, OperationalError | OSError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def database_problem(error: BaseException | str) -> str:
+    """One line for the operator: what the database said, and what to check. Never the SQL
+    or its parameters (mention text from the internet, thousands of characters of it)."""
+    if isinstance(error, BaseException):
+        error = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
+    lowered = error.lower()
+    if "locked" in lowered or "busy" in lowered:
+        hint = (
+            "another process holds a lock on the database (a backup, a second daemon, an open "
+            "`sqlite3` shell?); nothing is lost — the work is retried until it goes through"
+        )
+    elif "full" in lowered or "no space" in lowered or "quota" in lowered:
+        hint = (
+            "the disk holding the database is full — free space there; nothing is lost, "
+            "sources are polled again and alerts stay queued"
+        )
+    elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
+        hint = "the database file or its folder is not writable by the daemon's user"
+    else:
+        hint = "check the database server or file, free disk space and permissions"
+    return f"{error} — {hint}"
 
 
 class Store:
