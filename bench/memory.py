@@ -34,6 +34,7 @@ from aiohttp import web
 
 from bench.report import Section, Target
 from bench.workload import BRAND, QUERIES, feed, post
+from monitor.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FEEDS = 49
@@ -166,6 +167,10 @@ async def measure(posts: int, match_share: float) -> Section:
     await world.start()
     folder = Path(tempfile.mkdtemp(prefix="memory-bench-"))
     database = folder / "monitor.db"
+    # Created before the daemon starts, as on every start after the first: the daemon then
+    # has no migration to run and never loads alembic.
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    await store.dispose()
     log = open(folder / "daemon.log", "wb")  # noqa: SIM115 - lives as long as the daemon
     daemon = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -26,6 +26,9 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
+    # 1 MiB of page cache per connection (SQLite's default is 2): the OS page cache holds
+    # the rest, and the daemon's lookups are by index (bench/store_scale.py at 1 M mentions).
+    "PRAGMA cache_size=-1024",
 )
 
 
@@ -45,6 +48,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
                     f"database: cannot create the directory for {database} ({exc.strerror}); "
                     "check the path in `database:` and that this user may write there"
                 ) from None
+    if parsed.get_backend_name() == "sqlite":
+        # SQLite has one writer at a time, so more connections only add page caches and
+        # worker threads (each aiosqlite connection is a thread): at most five, as measured
+        # by bench/memory.py, keep the daemon's memory flat.
+        kwargs.setdefault("pool_size", 2)
+        kwargs.setdefault("max_overflow", 3)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
