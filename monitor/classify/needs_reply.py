@@ -372,7 +372,17 @@ def _phrase(phrase: str, language: str) -> str:
 
 
 def _has(words: str, phrases: tuple[str, ...], language: str) -> bool:
-    return any(_phrase(phrase, language) in words for phrase in phrases)
+    pattern = _phrases_pattern(phrases, language)
+    return pattern is not None and pattern.search(words) is not None
+
+
+@lru_cache(maxsize=512)
+def _phrases_pattern(phrases: tuple[str, ...], language: str) -> re.Pattern[str] | None:
+    """One regex for a cue list: a single scan of the text instead of one `in` per phrase.
+    Phrases are space-padded word runs, so this is the same substring test."""
+    folded = sorted({_phrase(phrase, language) for phrase in phrases}, key=len, reverse=True)
+    folded = [phrase for phrase in folded if phrase.strip()]
+    return re.compile("|".join(re.escape(phrase) for phrase in folded)) if folded else None
 
 
 def _asks_what_it_can_do(text: str, words: str, cues: ReplyCues, language: str) -> bool:
