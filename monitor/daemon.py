@@ -226,7 +226,8 @@ class Daemon:
             await self.close()
 
     async def poll_once(self, *, alerts_enabled: bool = True) -> list[RunOutcome]:
-        """The body of ``run_once`` on an opened daemon."""
+        """The body of ``run_once`` on an opened daemon: every source, the brand's replies,
+        the alert checks, delivery."""
         await self._register_sources()
         slots = asyncio.Semaphore(self.config.daemon.max_concurrent_sources)
 
@@ -238,6 +239,11 @@ class Daemon:
 
         outcomes = list(await asyncio.gather(*(one(s) for s in self.sources.values())))
         if alerts_enabled:
+            # Cron installs have no `replies` job: answered threads must be seen here, before
+            # the checks, so no escalation goes out for a mention the brand already answered.
+            answered = await poll_replies(self.store, self.sources, self.config)
+            if answered:
+                log.info("replies: %d mentions answered by the brand", answered)
             await run_checks(self.store, self.config, list(self.sinks), list(self.sources))
             await self.deliverer.flush(self.config.daemon.shutdown_grace)
         await self.beat()

@@ -287,3 +287,67 @@ async def test_brand_reply_answers_the_thread_and_a_new_message_reopens_it(
 
 async def _unused(_: web.Request) -> web.Response:  # pragma: no cover
     return web.Response()
+
+
+def hn_hit(object_id: int, author: str, text: str, at: datetime, parent: int) -> dict[str, Any]:
+    """A comment in the shape of Algolia's HN search_by_date hits (see fixtures/hackernews)."""
+    return {
+        "_tags": ["comment", f"author_{author}", "story_41000001"],
+        "author": author,
+        "comment_text": f"<p>{text}</p>",
+        "created_at_i": int(at.timestamp()),
+        "objectID": str(object_id),
+        "parent_id": parent,
+        "story_id": 41000001,
+        "story_title": "Ask HN: which cloud do you use?",
+    }
+
+
+async def test_run_once_marks_threads_answered_from_brand_replies_before_the_checks(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """Cron installs only ever `run --once`: brand replies must be polled there too."""
+    slack = FakeSlack(local_server)
+    now = datetime.now(UTC)
+    complaint = hn_hit(41000010, "carol", COMPLAINT["text"], now - timedelta(minutes=20), 41000001)
+    brand_replies: list[dict[str, Any]] = []
+
+    async def search_by_date(request: web.Request) -> web.Response:
+        if "author_acmecloud" in request.query.get("tags", ""):
+            return web.json_response({"hits": brand_replies, "nbPages": 1, "page": 0})
+        return web.json_response({"hits": [complaint], "nbPages": 1, "page": 0})
+
+    local_server.route("/hn/search_by_date", search_by_date)
+    overrides = {
+        "brand": {"name": "Acme Cloud", "accounts": {"hackernews": "acmecloud"}},
+        "watchlists": [{"name": "brand", "query": "acme", "reply_within": "1s"}],
+        "sources": [{"type": "hackernews", "name": "hn", "api_url": local_server.url("/hn")}],
+        "alerts": {
+            "console": {"enabled": False},
+            "slack": {"token": "xoxb-test", "channel": "#brand-alerts", "api_url": slack.api_url},
+            "digest": {"enabled": False},
+        },
+    }
+    await make_daemon(**overrides).run_once()
+    assert len(slack.of("chat.postMessage")) == 1  # negative: alerted at once, not answered
+    assert slack.of("chat.update") == []
+
+    reply_at = now - timedelta(minutes=5)
+    brand_replies.append(hn_hit(41000020, "acmecloud", "Sorry! Refunded.", reply_at, 41000010))
+    await asyncio.sleep(1.1)  # past reply_within: only the reply keeps it off the ladder
+    await make_daemon(**overrides).run_once()
+    assert len(slack.of("chat.postMessage")) == 1  # no escalation for an answered thread
+    (update,) = slack.of("chat.update")
+    assert update.args["ts"] == "1700000000.000001"
+    assert "answered" in json.dumps(update.args["blocks"])
+    store = await Store.open(make_daemon(**overrides).config.database)
+    try:
+        async with store.read() as connection:
+            (mention,) = await mention_store.list_mentions(connection)
+    finally:
+        await store.dispose()
+    assert (mention["state"], mention["answer_url"]) == (
+        "answered",
+        "https://news.ycombinator.com/item?id=41000020",
+    )
+    assert mention["answered_at"] == reply_at.replace(microsecond=0)
