@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from alerts.escalation import due_step
+from alerts.slack import SlackConfig
 from alerts.slack_interactive import SlackInteractive
 from monitor.config import Config, EscalationConfig, WatchlistConfig
 from monitor.daemon import Daemon
@@ -137,13 +139,7 @@ async def test_answer_dialog_and_wrong_sentiment_buttons(
             first_run=False,
             next_check_at=datetime.now(UTC),
         )
-        slack_config = (
-            type(config.alerts)
-            .model_fields["slack"]
-            .annotation.__args__[0](  # type: ignore[union-attr]
-                token="xoxb-test", channel="#a", api_url=slack.api_url
-            )
-        )
+        slack_config = SlackConfig(token="xoxb-test", channel="#a", api_url=slack.api_url)
         interactive = SlackInteractive(store, slack_config)
         assert await interactive.dispatch(button_payload("bm_answered", "1")) == 200
         (opened,) = slack.of("views.open")
@@ -162,7 +158,19 @@ async def test_answer_dialog_and_wrong_sentiment_buttons(
                 }
             },
         )
-        assert await interactive.dispatch(copy.deepcopy(submission)) == 200  # refused: not http(s)
+        refused = await interactive.app.async_dispatch(
+            AsyncBoltRequest(body=copy.deepcopy(submission), mode="socket_mode")
+        )
+        assert refused.status == 200
+        assert json.loads(refused.body) == {
+            "response_action": "errors",
+            "errors": {"reply_link": "Use an http(s) link"},
+        }
+        async with store.read() as connection:
+            row = await mention_store.get(connection, 1)
+            log = await events.for_mention(connection, 1)
+        assert row is not None and (row["state"], row["answer_url"]) == ("open", None)
+        assert "state_changed" not in [e["kind"] for e in log]
         submission["view"]["state"]["values"]["reply_link"]["url"]["value"] = (
             "https://f.test/1#reply"
         )
@@ -283,10 +291,6 @@ async def test_brand_reply_answers_the_thread_and_a_new_message_reopens_it(
     finally:
         await http.close()
         await store.dispose()
-
-
-async def _unused(_: web.Request) -> web.Response:  # pragma: no cover
-    return web.Response()
 
 
 def hn_hit(object_id: int, author: str, text: str, at: datetime, parent: int) -> dict[str, Any]:
