@@ -91,12 +91,14 @@ class Daemon:
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, AlertSink] = {}
         self.interactive: SlackInteractive | None = None
+        self._opened = False  # open() ran and close() has not yet
 
     # ----------------------------------------------------------------- build and start
 
     async def open(self) -> None:
         """Open the store (migrating it) and build sources, sinks and the pipeline."""
         self.store = await Store.open(self.config.database)
+        self._opened = True
         self.http = HttpClient(self.config.http)
         self.pipeline = Pipeline(self.store, self.config, self.classifier_factory(self.config))
         self.pipeline.warm_up()
@@ -417,6 +419,10 @@ class Daemon:
         await self.close()
 
     async def close(self) -> None:
+        """Close sources, sinks and the engine; a no-op when not open (safe to call twice)."""
+        if not self._opened:
+            return
+        self._opened = False
         await self._settle_delivery()
         await self._stop_interactive()
         for source in self.sources.values():

@@ -203,3 +203,13 @@ async def test_healthcheck_fresh_stale_and_missing(
         assert code == 1 and "unhealthy: last heartbeat 5m" in out
     finally:
         await store.dispose()
+
+
+async def test_close_is_safe_before_open_and_twice(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon()
+    await daemon.close()  # never opened: nothing to close
+    await daemon.open()
+    engine = daemon.store.engine
+    await daemon.close()
+    assert engine.pool.checkedout() == 0
+    await daemon.close()  # and the fixture's teardown closes it once more
