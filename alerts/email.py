@@ -107,6 +107,7 @@ def header_safe(text: str, limit: int = SUBJECT_LIMIT) -> str:
 
 
 class EmailSink(AlertSink):
+    # Registry key and config section (`alerts.email`).
     kind: ClassVar[str] = "email"
     docs_url: ClassVar[str] = "https://aiosmtplib.readthedocs.io/en/stable/"
     Config = EmailConfig

@@ -93,12 +93,14 @@ class Daemon:
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, AlertSink] = {}
         self.interactive: SlackInteractive | None = None
+        self._opened = False  # open() ran and close() has not yet
 
     # ----------------------------------------------------------------- build and start
 
     async def open(self) -> None:
         """Open the store (migrating it) and build sources, sinks and the pipeline."""
         self.store = await Store.open(self.config.database)
+        self._opened = True
         self.http = HttpClient(self.config.http)
         self.pipeline = Pipeline(self.store, self.config, self.classifier_factory(self.config))
         self.pipeline.warm_up()
@@ -228,7 +230,8 @@ class Daemon:
             await self.close()
 
     async def poll_once(self, *, alerts_enabled: bool = True) -> list[RunOutcome]:
-        """The body of ``run_once`` on an opened daemon."""
+        """The body of ``run_once`` on an opened daemon: every source, the brand's replies,
+        the alert checks, delivery."""
         await self._register_sources()
         slots = asyncio.Semaphore(self.config.daemon.max_concurrent_sources)
 
@@ -240,6 +243,11 @@ class Daemon:
 
         outcomes = list(await asyncio.gather(*(one(s) for s in self.sources.values())))
         if alerts_enabled:
+            # Cron installs have no `replies` job: answered threads must be seen here, before
+            # the checks, so no escalation goes out for a mention the brand already answered.
+            answered = await poll_replies(self.store, self.sources, self.config)
+            if answered:
+                log.info("replies: %d mentions answered by the brand", answered)
             await run_checks(self.store, self.config, list(self.sinks), list(self.sources))
             await self.deliverer.flush(self.config.daemon.shutdown_grace)
         await self.beat()
@@ -416,6 +424,10 @@ class Daemon:
         await self.close()
 
     async def close(self) -> None:
+        """Close sources, sinks and the engine; a no-op when not open (safe to call twice)."""
+        if not self._opened:
+            return
+        self._opened = False
         await self._settle_delivery()
         await self._stop_interactive()
         for source in self.sources.values():

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 30.0
 MAX_RETRY_DELAY = timedelta(minutes=30)
+# A "Retry-After: 0" must not turn into a busy loop.
+MIN_RETRY_DELAY = timedelta(seconds=1)
 # An escalation waits for the alert it threads under; poll for it this often.
 THREAD_PARENT_WAIT = timedelta(seconds=5)
 # A storm or batch alert lists at most this many of its mentions.
@@ -46,8 +48,11 @@ GROUP_LIST_LIMIT = 15
 
 
 def retry_delay(attempts: int, retry_after: timedelta | None = None) -> timedelta:
-    delay = min(timedelta(seconds=2) * (2 ** min(max(attempts - 1, 0), 12)), MAX_RETRY_DELAY)
-    return max(delay, retry_after) if retry_after else delay
+    """Exactly the wait the service asked for (Slack's Retry-After), even beyond the cap;
+    otherwise capped exponential backoff."""
+    if retry_after is not None:
+        return max(retry_after, MIN_RETRY_DELAY)
+    return min(timedelta(seconds=2) * (2 ** min(max(attempts - 1, 0), 12)), MAX_RETRY_DELAY)
 
 
 @dataclass(slots=True)

@@ -373,7 +373,13 @@ class Pipeline:
                 seen.append((item, identity.mention_id, identity.rule))
         # 2. Judge and store the new mentions.
         rows = await self._judge(
-            connection, [item for item, _ in new], source, first_run, first_seen, now
+            connection,
+            [item for item, _ in new],
+            source,
+            first_run,
+            first_seen,
+            now,
+            alerts_enabled=alerts_enabled,
         )
         ids = await mention_store.insert_mentions(connection, rows)
         real = {
@@ -467,8 +473,13 @@ class Pipeline:
         first_run: bool,
         first_seen: dict[str, datetime],
         now: datetime,
+        *,
+        alerts_enabled: bool = True,
     ) -> list[dict[str, Any]]:
-        """Sentiment, needs-reply, backfill and troll/spam signals → mention rows."""
+        """Sentiment, needs-reply, backfill and troll/spam signals → mention rows.
+
+        A mention stored with alerts off (``run --once --no-alerts``) is backfill: nobody was
+        told about it, so it must not count as overdue or against the reply SLA."""
         alerts = self.config.alerts
         judgements = []
         inputs = []
@@ -504,6 +515,8 @@ class Pipeline:
                     item.mention, [m.watchlist for m in item.matches], first_seen
                 )
             )
+            if not alerts_enabled:
+                backfill = True
             rows.append(
                 mention_row(
                     item,

@@ -6,9 +6,11 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alerts.text import safe_url
 from monitor.cli.common import CliError, Command, actor, load, run_async, to_json, with_store
 from monitor.durations import parse_duration
 from monitor.store import Store
@@ -114,6 +116,7 @@ def _state_command(
 
     def handler(args: argparse.Namespace) -> int:
         config = load(args)
+        answer_url = _reply_link(getattr(args, "link", None))
 
         async def action(store: Store) -> dict[str, Any]:
             async with store.begin() as connection:
@@ -125,7 +128,7 @@ def _state_command(
                         actor=actor(),
                         now=datetime.now(UTC),
                         reason=getattr(args, "reason", "") or "",
-                        answer_url=getattr(args, "link", None),
+                        answer_url=answer_url,
                     )
                 except mention_store.StateChangeError as exc:
                     raise CliError(str(exc)) from None
@@ -135,6 +138,20 @@ def _state_command(
         return 0
 
     return Command(help_text, arguments, handler)
+
+
+def _reply_link(link: str | None) -> str | None:
+    """The reply's address, shown as a link in Slack and email: http(s) only."""
+    if link is None:
+        return None
+    safe = safe_url(link)
+    if safe is None or not urlsplit(safe).netloc:
+        raise CliError(
+            f"monitor answer: --link {link!r} is not an http(s) URL; give the address of the reply, "
+            "e.g. https://mastodon.social/@acme/112233",
+            exit_code=2,
+        )
+    return safe
 
 
 COMMANDS = {
