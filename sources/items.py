@@ -23,12 +23,13 @@ cursor past good items (or far into the future, where it would sit for ever); an
 whose identity is fine but whose other fields are not still counts as seen, so the
 cursor moves past it and it is skipped once, not again on every poll.
 
-The readers below are strict about what decides matching, identity and threading: a text
-field of another type (a title that is an object) makes the item malformed — it is
-skipped whole rather than read as empty, because an item we only half understand could be
-matched or threaded wrongly (a comment whose ``comment_text`` is a list would pass for a
-story), and its ``str()`` ("{'x': ...}") must never reach the matcher. Display-only numbers
-(``count``, ``flag``) are lenient: a score that is not a plain integer is just unknown.
+The readers below are strict about ids, times and text: a text field of another type (a
+title that is an object) makes the item malformed. Such an item is skipped whole rather
+than read with that field empty, because an item we only half understand could be matched
+or threaded wrongly (a comment whose ``comment_text`` is a list would pass for a story),
+and text of any kind may be matched, shown in an alert or used as a link — its ``str()``
+("{'x': ...}") must never get there. Only display-only numbers and booleans (``count``,
+``flag``) are lenient: a score that is not a plain integer is just unknown.
 """
 
 from __future__ import annotations
