@@ -382,7 +382,7 @@ class BlueskySource(Source):
             )
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name,
                 f"malformed JSON from {method} ({exc})",
@@ -444,7 +444,7 @@ def _quoted(term: str) -> str:
 def _xrpc_error(response: HttpResponse) -> tuple[str, str]:
     try:
         data = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "", ""
     if not isinstance(data, dict):
         return "", ""

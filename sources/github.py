@@ -213,7 +213,7 @@ class GithubSource(Source):
             raise self._error(response)
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name,
                 f"malformed JSON from the search API ({exc})",
@@ -298,7 +298,7 @@ class GithubSource(Source):
             raise self._error(response)
         try:
             events = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name, f"malformed JSON from the events API ({exc})", hint="check `api_url`"
             ) from None
@@ -316,7 +316,7 @@ class GithubSource(Source):
 def _message(response: HttpResponse) -> str:
     try:
         data = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.body[:200].decode("utf-8", "replace").strip() or "no details"
     message = data.get("message") if isinstance(data, dict) else None
     return str(message)[:200] if message else "no details"

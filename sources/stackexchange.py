@@ -486,7 +486,7 @@ def _error_object(body: bytes) -> tuple[int | None, str, str]:
     """(error_id, error_name, error_message) of an error answer; blanks if it is none."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None, "", body[:120].decode("utf-8", "replace").strip()
     if not isinstance(data, dict):
         return None, "", ""

@@ -413,7 +413,7 @@ class YoutubeSource(Source):
             raise self._error(response, what)
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name,
                 f"malformed JSON from {what} ({exc})",
@@ -511,7 +511,7 @@ def _google_error(response: HttpResponse) -> tuple[str, str]:
     """(reason, message) of a Google API error body, e.g. ("quotaExceeded", "...")."""
     try:
         error = json.loads(response.body).get("error", {})
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "", response.body[:200].decode("utf-8", "replace")
     if not isinstance(error, dict):
         return "", ""
