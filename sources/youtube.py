@@ -272,7 +272,10 @@ class YoutubeSource(Source):
                 with skipped.guard():
                     # Identity and time first (sources/items.py): only they move the cursor.
                     item = obj(raw)
-                    key, published = _video_identity(item)
+                    identity = _video_identity(item)
+                    if identity is None:
+                        continue
+                    key, published = identity
                     if window.is_new(key):
                         window.add(key, published)
                         new += 1
@@ -324,8 +327,11 @@ class YoutubeSource(Source):
         return spent, None
 
     def _video(self, item: Mapping[str, Any]) -> Mention | None:
-        """A search result as a mention; None for the brand's own upload."""
-        key, published = _video_identity(item)
+        """A search result as a mention; None for the brand's own upload or no video."""
+        identity = _video_identity(item)
+        if identity is None:
+            return None
+        key, published = identity
         snippet = obj(item.get("snippet"), "snippet")
         channel = text(snippet, "channelId")
         if self.config.channel_id and channel == self.config.channel_id:
@@ -479,9 +485,13 @@ def _items(data: Mapping[str, Any]) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
-def _video_identity(item: Mapping[str, Any]) -> tuple[str, datetime]:
-    """(source key, publishedAt) of a search result: what the cursor is made of."""
-    video = ident(obj(item.get("id"), "id"), "videoId")
+def _video_identity(item: Mapping[str, Any]) -> tuple[str, datetime] | None:
+    """(source key, publishedAt) of a search result: what the cursor is made of. None for
+    a channel or playlist result (`type=video` should exclude them; not malformed)."""
+    found = obj(item.get("id"), "id")
+    if found.get("kind") not in (None, "youtube#video"):
+        return None
+    video = ident(found, "videoId")
     return f"youtube:{video}", timestamp(obj(item.get("snippet"), "snippet"), "publishedAt")
 
 
