@@ -22,10 +22,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from monitor.config import Config
 from monitor.daemon import Daemon
+from sources.http import HttpClient
 from tests.conftest import FIXTURES
 from tests.helpers.servers import LocalServer
-from tests.helpers.source_harness import recorded
+from tests.helpers.source_harness import build_source, http_client, recorded
 from tests.test_hostile_input import no_adapter_bug
 from tests.test_source_bluesky_jetstream import EVENTS as JETSTREAM_EVENTS
 from tests.test_source_bluesky_jetstream import MATCHING_RKEYS, Jetstream
@@ -36,11 +38,20 @@ from tests.test_source_bluesky_search import REAL_POSTS, Xrpc, search_source
 from tests.test_source_github import ISSUES, RATE_HEADERS, github_source
 from tests.test_source_github import WATCHLISTS as GITHUB_WATCHLISTS
 from tests.test_source_hackernews import hn_section
-from tests.test_source_mastodon import LOCAL, REMOTE, TAG_PATH, mastodon_section
+from tests.test_source_mastodon import LOCAL, REMOTE, TAG_PATH, THREAD, mastodon_section
 from tests.test_source_mastodon import WATCHLISTS as MASTODON_WATCHLISTS
-from tests.test_source_reddit import OAUTH_WATCHLIST, POSTS, listing, reddit_section, serve_token
+from tests.test_source_reddit import (
+    OAUTH_WATCHLIST,
+    POSTS,
+    USER_COMMENTS,
+    listing,
+    reddit_section,
+    serve_token,
+)
 from tests.test_source_stackexchange import se_section
-from tests.test_source_youtube import THREADS, VIDEOS, youtube_source
+from tests.test_source_youtube import BRAND_CHANNEL, THREADS, VIDEOS, youtube_source
+
+__all__ = ["http_client"]
 
 # An object whose str() would read as text: it must never reach a title or a body.
 AN_OBJECT = {"x": {"y": [1, None]}}
@@ -346,3 +357,191 @@ async def test_hostile_jetstream_events_are_skipped_and_the_stream_carries_on(
     newest = max(json.loads(e)["time_us"] for e in JETSTREAM_EVENTS)
     assert seen.state.cursor["time_us"] == newest, "a hostile time_us moved the cursor"
     assert OBJECT_AS_TEXT not in json.dumps(seen.mentions, default=str)
+
+
+# --------------------------------------------------------------------- brand replies
+
+
+@dataclass(frozen=True)
+class Replies:
+    """One adapter's listing of the brand's own replies, pristine or hostile."""
+
+    name: str
+    section: Callable[[LocalServer], dict[str, Any]]
+    serve: Callable[[LocalServer, bool], None]
+    account: str
+
+
+def replies_hackernews(server: LocalServer, hostile: bool) -> None:
+    page = json.loads((FIXTURES / "hackernews" / "comments_by_brand_author.json").read_text())
+    if hostile:
+
+        def unique(hit: dict[str, Any], n: int) -> None:
+            hit["objectID"] = f"hostile-{n}"
+
+        page["hits"] += [*hostile_variants(page["hits"][0], unique), None, 7]
+    server.route("/api/v1/search_by_date", answer(hostile_json(page)))
+
+
+def replies_reddit(server: LocalServer, hostile: bool) -> None:
+    serve_token(server)
+    page = USER_COMMENTS[1].json()
+    if hostile:
+
+        def unique(comment: dict[str, Any], n: int) -> None:
+            comment["permalink"] += f"hostile{n}/"
+
+        # Its 20 KB award list emptied: 720 copies of it would pass the 10 MB body cap.
+        base = {**page["data"]["children"][0]["data"], "all_awardings": []}
+        comments = hostile_variants(base, unique)
+        page["data"]["children"] += [{"kind": "t1", "data": c} for c in comments]
+        page["data"]["children"] += [None, {"kind": "t1", "data": "x"}]
+    server.route("/user/spez/comments", answer(hostile_json(page)))
+
+
+def replies_mastodon(server: LocalServer, hostile: bool) -> None:
+    first, final = THREAD["ancestors"][0], THREAD["descendants"][0]
+    answered = {**first, "id": final["in_reply_to_id"], "uri": "https://a.test/answered"}
+    statuses = [final]
+    if hostile:
+
+        def unique(status: dict[str, Any], n: int) -> None:
+            status["id"] = str(n + 1)
+            status["url"] = f"{final['url']}/hostile/{n}"
+
+        statuses += [*hostile_variants(final, unique), None, {"id": "../../admin"}]
+    server.route("/a/api/v1/accounts/lookup", answer(json.dumps(first["account"])))
+    statuses_path = f"/a/api/v1/accounts/{first['account']['id']}/statuses"
+    server.route(statuses_path, answer(hostile_json(statuses)))
+    server.route(f"/a/api/v1/statuses/{answered['id']}", answer(json.dumps(answered)))
+
+
+def replies_bluesky(server: LocalServer, hostile: bool) -> None:
+    customer = next(p for p in REAL_POSTS if p["uri"].endswith("3mptbypky4c27"))
+    reply = {
+        "post": {
+            "uri": "at://did:plc:brand/app.bsky.feed.post/3mptcreply001",
+            "cid": "bafy",
+            "author": {"did": "did:plc:brand", "handle": "acmecloud.bsky.social"},
+            "record": {
+                "text": "Sorry to hear that! DM us?",
+                "createdAt": "2026-07-04T15:00:00.000Z",
+                "reply": {"root": {"uri": customer["uri"]}, "parent": {"uri": customer["uri"]}},
+            },
+            "indexedAt": "2026-07-04T15:00:01.000Z",
+        }
+    }
+    feed = [reply]
+    if hostile:
+
+        def unique(item: dict[str, Any], n: int) -> None:
+            item["post"]["uri"] = f"at://did:plc:brand/app.bsky.feed.post/hostile{n}"
+
+        inside = [(), ("post",), ("post", "record"), ("post", "author")]
+        feed += [*hostile_variants(reply, unique, inside), None, {"post": 7}]
+    server.route("/xrpc/app.bsky.feed.getAuthorFeed", answer(hostile_json({"feed": feed})))
+
+
+def replies_stackexchange(server: LocalServer, hostile: bool) -> None:
+    pages = {
+        name: json.loads((FIXTURES / "stackexchange" / f"{name}.json").read_text())
+        for name in ("user_answers", "user_comments", "answers_by_ids")
+    }
+    if hostile:
+
+        def unique_answer(item: dict[str, Any], n: int) -> None:
+            item["answer_id"] = 90_000_000 + n
+
+        def unique_comment(item: dict[str, Any], n: int) -> None:
+            item["comment_id"] = 90_000_000 + n
+
+        answers, comments = pages["user_answers"]["items"], pages["user_comments"]["items"]
+        answers += [*hostile_variants(answers[0], unique_answer), None, {"answer_id": []}]
+        comments += [*hostile_variants(comments[0], unique_comment), None, {"post_id": "1/.."}]
+        pages["answers_by_ids"]["items"] += [None, {"answer_id": 78601234, "question_id": "x"}]
+    for path, name in (
+        ("/2.3/users/9990001/answers", "user_answers"),
+        ("/2.3/users/9990001/comments", "user_comments"),
+        ("/2.3/answers/78590002;78601234", "answers_by_ids"),
+    ):
+        server.route(path, answer(hostile_json(pages[name]), gzipped=True))
+
+
+def replies_youtube(server: LocalServer, hostile: bool) -> None:
+    threads = copy.deepcopy(THREADS)
+    if hostile:
+        thread = threads["items"][0]
+        reply = thread["replies"]["comments"][0]
+
+        def unique_reply(item: dict[str, Any], n: int) -> None:
+            item["id"] = f"{reply['id']}.hostile{n}"
+
+        def unique_thread(item: dict[str, Any], n: int) -> None:
+            item["id"] = f"hostile{n}"
+
+        threads["items"] += [*hostile_variants(thread, unique_thread), None, {"replies": 7}]
+        thread["replies"]["comments"] += [
+            *hostile_variants(reply, unique_reply, inside=[(), ("snippet",)]),
+            None,
+        ]
+    server.route("/youtube/v3/commentThreads", answer(hostile_json(threads)))
+
+
+def replies_github(server: LocalServer, hostile: bool) -> None:
+    issue = ISSUES[1]
+    comment = {
+        "html_url": issue["html_url"] + "#issuecomment-1",
+        "user": {"login": "acme-support"},
+        "created_at": "2022-07-19T05:00:00Z",
+    }
+    event = {
+        "type": "IssueCommentEvent",
+        "payload": {"action": "created", "issue": issue, "comment": comment},
+        "created_at": "2022-07-19T05:00:00Z",
+    }
+    events = [event]
+    if hostile:
+
+        def unique(item: dict[str, Any], n: int) -> None:
+            item["payload"]["comment"]["html_url"] += f"-hostile{n}"
+
+        inside = [(), ("payload",), ("payload", "comment"), ("payload", "issue")]
+        events += [*hostile_variants(event, unique, inside), None, {"type": [1]}]
+    server.route("/users/acme-support/events/public", answer(hostile_json(events)))
+
+
+REPLIES = [
+    Replies("hn", hn_section, replies_hackernews, "acmecloud"),
+    Replies("reddit", reddit_section, replies_reddit, "u/spez"),
+    Replies(
+        "mastodon",
+        lambda server: mastodon_section(server.url("/a")),
+        replies_mastodon,
+        "@halcy@mastodon.social",
+    ),
+    Replies("bluesky", search_source, replies_bluesky, "acmecloud.bsky.social"),
+    Replies("stackexchange", se_section, replies_stackexchange, "stackoverflow:9990001"),
+    Replies("youtube", youtube_source, replies_youtube, BRAND_CHANNEL),
+    Replies("github", github_source, replies_github, "acme-support"),
+]
+
+
+@pytest.mark.parametrize("platform", REPLIES, ids=[p.name for p in REPLIES])
+async def test_malformed_brand_replies_are_skipped_and_logged_once(
+    platform: Replies,
+    local_server: LocalServer,
+    make_config: Callable[..., Config],
+    http_client: HttpClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = build_source(make_config(sources=[platform.section(local_server)]), http_client)
+    platform.serve(local_server, False)
+    pristine = await source.replies(platform.account, None)
+    assert pristine, "the recorded listing should hold a reply of the brand"
+    platform.serve(local_server, True)
+    found = await source.replies(platform.account, None)
+    key = lambda reply: (reply.thread_key, reply.in_reply_to_key, reply.url)  # noqa: E731
+    assert {key(r) for r in pristine} <= {key(r) for r in found}, "good replies were dropped"
+    assert OBJECT_AS_TEXT not in repr(found)
+    (line,) = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert line.startswith(f"{source.name}: replies of {platform.account}: skipped ")
