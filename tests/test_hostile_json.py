@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from aiohttp import web
 from monitor.config import Config
 from monitor.daemon import Daemon
 from sources.http import HttpClient
+from sources.incremental import from_epoch, parse_time
 from tests.conftest import FIXTURES
 from tests.helpers.servers import LocalServer
 from tests.helpers.source_harness import build_source, http_client, recorded
@@ -545,3 +547,34 @@ async def test_malformed_brand_replies_are_skipped_and_logged_once(
     assert OBJECT_AS_TEXT not in repr(found)
     (line,) = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert line.startswith(f"{source.name}: replies of {platform.account}: skipped ")
+
+
+# ----------------------------------------------------------------------- the readers
+
+
+def test_times_no_clock_can_hold_are_refused_before_they_reach_a_cursor() -> None:
+    for seconds in (True, 10**40, -(10**40), -1, math.inf, -math.inf, math.nan, 1e18, "1718000000"):
+        assert from_epoch(seconds) is None, seconds
+    assert from_epoch(1718000300) == datetime(2024, 6, 10, 6, 18, 20, tzinfo=UTC)
+    for text in (
+        "9999-12-31T23:59:59-01:00",  # leaves datetime's range once converted to UTC
+        "0001-01-01T00:00:00+01:00",
+        "1969-12-31T23:59:59Z",
+        "9500-01-01T00:00:00Z",
+        "2024-06-10T06:18:20Z" + " " * 10_000,
+        "x" * 10_000,
+    ):
+        assert parse_time(text) is None, text[:40]
+    assert parse_time("2024-06-10T08:18:20+02:00") == datetime(2024, 6, 10, 6, 18, 20, tzinfo=UTC)
+
+
+async def test_a_deeply_nested_body_is_a_clear_error_not_an_adapter_bug(
+    local_server: LocalServer,
+    make_daemon: Callable[..., Daemon],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    local_server.route("/api/v1/search_by_date", answer("[" * 100_000))
+    daemon = make_daemon(sources=[hn_section(local_server)])
+    (outcome,) = await daemon.run_once()
+    no_adapter_bug(caplog)
+    assert outcome.error.startswith("hn: malformed JSON from HN Search search_by_date")
