@@ -14,7 +14,9 @@ items into mentions one at a time, each inside ``SkippedItems.guard()``:
     skipped.report(warnings)
 
 A malformed item is left out and counted; the good ones are kept; the FetchResult carries
-one warning ("skipped 3 malformed items (first: ...)") that source health shows.
+one warning ("skipped 3 malformed items (first: ...)") that source health shows. A stream
+(Jetstream) reports the skips of each batch with that batch, its stats keep the total; a
+brand-reply listing has no FetchResult, so it logs the warning once (``SkippedItems.log``).
 
 The cursor rule, the same in every adapter: only an item's identity and the value the
 cursor is made of (a creation time, a status id) are read before it may move the cursor,
@@ -104,8 +106,8 @@ class SkippedItems:
             return None
         noun = self.noun if self.count > 1 else self.noun.removesuffix("s")
         return (
-            f"skipped {self.count} malformed {noun} (first: {self.first}); the others were "
-            "kept — if this repeats, the API changed shape or api_url points elsewhere"
+            f"skipped {self.count} malformed {noun} (first: {self.first}); the rest were kept "
+            "— if this persists, the API has changed or the source's URL points at another one"
         )
 
     def report(self, warnings: list[str]) -> None:
