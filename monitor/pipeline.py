@@ -33,6 +33,7 @@ from monitor.store import mentions as mention_store
 from monitor.store import sources as source_store
 from monitor.store.tables import events as events_table
 from monitor.store.tables import mention_keys, mention_matches, sightings
+from monitor.textclean import safe_markup
 from sources.base import FetchResult
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def mention_row(
         "fingerprint": prepared.candidate.fingerprint,
         "title": mention.title,
         "text": mention.text,
-        "html": mention.html,
+        "html": safe_markup(mention.html),
         "author": mention.author[:300],
         "author_url": mention.author_url,
         "thread_key": mention.thread_key[:1000],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+import nh3
 from w3lib.html import remove_comments, remove_tags, remove_tags_with_content
 
 _SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -35,3 +36,10 @@ def html_to_text(markup: str, *, max_rounds: int = 3) -> str:
 def html_to_line(markup: str) -> str:
     """``html_to_text`` on one line: for titles, authors and other short fields."""
     return " ".join(html_to_text(markup).split())
+
+
+def safe_markup(markup: str) -> str:
+    """Markup from the internet made safe to show: scripts, styles, event handlers and
+    javascript: links removed (nh3, the Rust ammonia sanitiser). Applied to what is stored
+    for display, once per stored mention, rather than to every entry of every feed."""
+    return nh3.clean(markup) if markup else ""

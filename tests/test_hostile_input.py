@@ -183,6 +183,8 @@ async def test_control_bidi_and_chat_markup_reach_slack_and_email_inert(
     raw = b"".join(call.raw for call in posts).decode("utf-8")
     for forbidden in ("<!channel>", "<@U0BOSS>", "<http://evil.test|", "\u202e", "\x1b", "\x07"):
         assert forbidden not in raw and json.dumps(forbidden)[1:-1] not in raw, forbidden
+    (stored_mention,) = (await stored(daemon.config.database)).mentions
+    assert "<script" not in stored_mention["html"]  # what is kept for display is sanitised
     assert smtp.messages, "the complaint was not emailed"
     message = smtp.messages[0]
     assert "\r" not in str(message["Subject"]) and "\n" not in str(message["Subject"])
