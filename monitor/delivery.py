@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 
 from alerts.base import Alert, AlertSink, Delivery, Person
+from monitor.crashpoints import crash_point
 from monitor.store import Store, alert_state, events, outbox
 from monitor.store import mentions as mention_store
 from monitor.store.outbox import OutboxItem
@@ -179,6 +180,8 @@ class Deliverer:
         except Exception as exc:
             log.exception("%s: sink raised while sending alert %s", sink.kind, row.id)
             delivery = Delivery(ok=False, error=f"{sink.kind}: {exc.__class__.__name__}: {exc}")
+        if delivery.ok:
+            crash_point("after_send")
         return await self._record(sink, row, delivery)
 
     async def _record(self, sink: AlertSink, row: Any, delivery: Delivery) -> str:
@@ -187,6 +190,7 @@ class Deliverer:
         async with self.store.begin() as connection:
             if delivery.ok:
                 await outbox.mark_sent(connection, row.id, delivery.provider_id, now)
+                crash_point("before_mark_sent")  # written, not committed
                 await events.record(
                     connection,
                     "alert_sent",

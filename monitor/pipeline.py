@@ -23,6 +23,7 @@ from alerts.rules import RuleContext
 from monitor.classify import Classifier, Judgement
 from monitor.classify import signals as mention_signals
 from monitor.config import Config, WatchlistConfig
+from monitor.crashpoints import crash_point
 from monitor.dedup import DEDUP_WINDOW, Candidate, DedupIndex, candidate_for, identify
 from monitor.language import detect_language
 from monitor.matching import Matcher, MatchInput, WatchlistMatch
@@ -310,6 +311,7 @@ class Pipeline:
                         next_check_at=next_check_at,
                         stats=result.stats or None,
                     )
+                crash_point("mid_ingest")  # written, not committed: tests/test_crash.py
             stats.add(chunk_stats)
             await asyncio.sleep(0)  # let other sources and the alert worker in between chunks
         return stats

@@ -19,6 +19,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import DaemonConfig
+from monitor.crashpoints import crash_point
 from monitor.pipeline import IngestStats, Pipeline
 from monitor.store import Store
 from monitor.store import sources as source_store
@@ -90,6 +91,7 @@ class SourceRunner:
             result = await asyncio.wait_for(
                 source.fetch(state), timeout=self.config.source_timeout.total_seconds()
             )
+            crash_point("after_fetch")
         except asyncio.CancelledError:
             raise
         except SourceError as exc:
