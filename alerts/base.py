@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -52,6 +52,13 @@ class Alert:
     body: dict[str, Any] = field(default_factory=dict)  # kind-specific extras
     people: list[Person] = field(default_factory=list)  # mention_people resolved from config
     group: list[dict[str, Any]] = field(default_factory=list)  # mentions of a storm or batch
+    # The same on every retry of this alert, unique across databases: a sink puts it where
+    # it can recognise a repeat (Slack message metadata, the email Message-ID).
+    idempotency_key: str = ""
+    # Set when a crash cut short an attempt that started at this time, maybe after the
+    # provider accepted it: a sink that can look for that earlier message should, instead
+    # of sending it again.
+    interrupted_at: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -108,12 +108,12 @@ class Daemon:
         self.runner = SourceRunner(self.store, self.pipeline, self.config.daemon)
         self.runner.on_alerts = self._deliver_soon
         self._build_adapters(self.config)
-        now = datetime.now(UTC)
         async with self.store.begin() as connection:
-            recovered = await outbox.recover_in_flight(connection, now)
+            recovered = await outbox.recover_in_flight(connection)
         if recovered:
             log.warning(
-                "outbox: %d alerts were being sent when the daemon stopped; retrying them",
+                "outbox: %d alerts were being sent when the daemon stopped; retrying them "
+                "(a sink that can look for its earlier message first does so)",
                 recovered,
             )
 

@@ -8,7 +8,9 @@ health, and retried after a config reload. A sink that fails
 once per outage, and again when it recovers.
 
 Delivery is at-least-once: a crash after a sink accepted an alert but before
-``mark_sent`` committed sends that one alert again after the restart.
+``mark_sent`` committed leaves its row in ``sending``; after the restart the sink is told
+(``Alert.interrupted_at``) and may find its earlier message instead of sending it again
+(Slack does, email reuses the same Message-ID); others (the console) repeat that one alert.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class Deliverer:
     async def _deliver_one(self, sink: AlertSink, row: Any) -> str:
         now = datetime.now(UTC)
         async with self.store.begin() as connection:
-            if not await outbox.mark_sending(connection, row.id):
+            if not await outbox.mark_sending(connection, row.id, now):
                 return "skipped"
             thread_ref = None
             if row.thread_of is not None:
@@ -165,6 +167,10 @@ class Deliverer:
             group = await _group_mentions(connection, row.payload or {})
         alert = build_alert(row, mention, thread_ref, self.people)
         alert.group = group
+        if row.last_error == outbox.INTERRUPTED:
+            # A crash cut this row's last attempt short, maybe after the provider took it:
+            # the sink may look for it before sending again (SlackSink does).
+            alert.interrupted_at = row.next_attempt_at
         try:
             if row.kind == "update":
                 call = sink.update(alert, thread_ref or "")
@@ -377,6 +383,7 @@ def build_alert(
         target=row.target or "",
         mention_people=keys,
         thread_ref=thread_ref,
+        idempotency_key=outbox.delivery_key(row),
         body=payload,
         people=[
             Person(key, known[key].name or key, known[key].slack or None, known[key].email or None)

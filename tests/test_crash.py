@@ -1,5 +1,5 @@
 """SIGKILL at the worst moments, then restart: no stored mention is lost, no alert is left
-unsent, and no alert is repeated but the one in flight.
+unsent, and no alert is repeated but the one in flight — on Slack and email not even that.
 
 Kills land on named crash points (``MONITOR_TEST_CRASH_AT``, monitor/crashpoints.py), so
 each test dies exactly where it means to. The feed answers ``If-None-Match`` with 304, as
@@ -26,8 +26,9 @@ from sqlalchemy import func, select
 from monitor.crashpoints import ENV as CRASH_AT
 from monitor.store import Store, outbox
 from monitor.store import sources as source_store
-from monitor.store.tables import mentions
+from monitor.store.tables import alert_outbox, mentions
 from tests.conftest import base_config_dict, deep_merge
+from tests.helpers.fake_slack import FakeSlack, SmtpServer
 from tests.helpers.process import MonitorProcess, run_monitor, write_config
 from tests.helpers.servers import LocalServer, rss
 
@@ -96,6 +97,18 @@ async def stored(database: str) -> Stored:
     finally:
         await store.dispose()
     return Stored(int(count or 0), state.etag, statuses)
+
+
+async def provider_ids(database: str) -> list[str | None]:
+    store = await Store.open(database)
+    try:
+        async with store.read() as connection:
+            rows = await connection.execute(
+                select(alert_outbox.c.provider_id).order_by(alert_outbox.c.id)
+            )
+            return [row.provider_id for row in rows]
+    finally:
+        await store.dispose()
 
 
 def crash_config(tmp_path: Path, feed: EtagFeed, alerts: dict[str, Any] | None = None) -> Path:
@@ -184,6 +197,48 @@ async def test_a_crash_mid_delivery_repeats_only_the_console_alert_in_flight(
     assert set(delivered) == set(range(1, ITEMS + 1)), "an alert was never delivered"
     # The console cannot look back at what it printed: the documented single repeat.
     assert {m: n for m, n in delivered.items() if n > 1} == {int(in_flight): 2}
+
+
+async def test_a_slack_alert_posted_just_before_a_crash_is_not_posted_again(
+    tmp_path: Path, local_server: LocalServer
+) -> None:
+    slack = FakeSlack(local_server)
+    feed = EtagFeed(local_server, complaints(1))
+    slack_config = {"token": "xoxb-test", "channel": "#brand-alerts", "api_url": slack.api_url}
+    path = crash_config(tmp_path, feed, {"console": {"enabled": False}, "slack": slack_config})
+    database = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+
+    await crash_at(tmp_path, path, "after_send")
+    assert len(slack.of("chat.postMessage")) == 1
+    assert (await stored(database)).outbox == {"sending": 1}
+
+    _, err = await restart(tmp_path, path)
+    assert len(slack.of("chat.postMessage")) == 1, "the alert was posted to Slack twice"
+    (lookup,) = slack.of("conversations.history")
+    assert lookup.args["channel"] == "C0ALERTS" and lookup.args["include_all_metadata"] == "1"
+    assert "was already posted before the restart" in err
+    assert (await stored(database)).outbox == {"sent": 1}
+    assert await provider_ids(database) == ["C0ALERTS:1700000000.000001"]
+
+
+async def test_an_email_repeated_after_a_crash_keeps_its_message_id(
+    tmp_path: Path, local_server: LocalServer
+) -> None:
+    smtp = SmtpServer(tmp_path).start()
+    try:
+        feed = EtagFeed(local_server, complaints(1))
+        path = crash_config(tmp_path, feed, {"console": {"enabled": False}, "email": smtp.config()})
+        database = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+
+        await crash_at(tmp_path, path, "after_send")
+        await restart(tmp_path, path)
+        # SMTP cannot be asked what it already took, so the mail goes out again — as the
+        # same message: mail clients thread it as one and many keep a single copy.
+        first, again = smtp.messages
+        assert first["Message-ID"] == again["Message-ID"]
+        assert await provider_ids(database) == [first["Message-ID"]]
+    finally:
+        smtp.stop()
 
 
 # ------------------------------------------------------------------------------ stress

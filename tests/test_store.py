@@ -145,7 +145,7 @@ async def test_outbox_dedup_key_prevents_double_enqueue(database_url: str) -> No
         async with store.begin() as connection:
             assert await outbox.mark_sending(connection, first[0])
             assert not await outbox.mark_sending(connection, first[0])  # already claimed
-            assert await outbox.recover_in_flight(connection, NOW) == 1
+            assert await outbox.recover_in_flight(connection) == 1
             rows = await outbox.due(connection, NOW, ["console"])
         assert [r.id for r in rows] == first
     finally:
