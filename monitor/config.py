@@ -186,7 +186,9 @@ class BatchConfig(Strict):
 class DaemonConfig(Strict):
     # How often the scheduler asks the store which sources are due.
     tick: Duration = Field(default=timedelta(seconds=1))
-    # Hard limit on one source run; a hung source is cancelled and backs off.
+    # Hard limit on loading state and fetching in one source run; a hung source is
+    # cancelled and backs off. Storing is never cut short (it would leave the database
+    # locked); an overrun while storing is logged.
     source_timeout: Duration = Field(default=timedelta(seconds=120))
     # How many sources may run at the same time.
     max_concurrent_sources: int = Field(default=4, ge=1, le=64)
