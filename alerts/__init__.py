@@ -12,3 +12,5 @@ SINKS: dict[str, type[AlertSink]] = {
     SlackSink.kind: SlackSink,
     EmailSink.kind: EmailSink,
 }
+# Where alerts go when no sink is enabled: they are printed, never silently dropped.
+DEFAULT_SINK: str = ConsoleSink.kind

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr, model_validator
 from slack_sdk.errors import SlackApiError
@@ -30,7 +31,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryInterv
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from alerts.base import Alert, AlertSink, Delivery, SinkConfig
+from alerts.base import Alert, AlertSink, Delivery, SinkConfig, SinkContext
 from alerts.digest import DIGEST_KIND
 from alerts.slack_blocks import (
     digest_blocks,
@@ -39,6 +40,10 @@ from alerts.slack_blocks import (
     mention_blocks,
     notice_blocks,
 )
+
+if TYPE_CHECKING:
+    from alerts.slack_interactive import SlackInteractive
+    from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +122,11 @@ class SlackSink(AlertSink):
     Config = SlackConfig
     config: SlackConfig
 
-    def __init__(self, config: SlackConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: SlackConfig, context: SinkContext | None = None) -> None:
+        super().__init__(config, context)
         self._client: AsyncWebClient | None = None
         self._webhook: AsyncWebhookClient | None = None
+        self._buttons: SlackInteractive | None = None
 
     @property
     def interactive(self) -> bool:
@@ -156,6 +162,22 @@ class SlackSink(AlertSink):
             return "slack (incoming webhook)"
         buttons = ", buttons" if self.interactive else ""
         return f"slack ({self.config.channel}{buttons})"
+
+    async def start_interactive(
+        self, store: Store, on_change: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Buttons over Socket Mode, when both a bot token and an app token are set."""
+        if not self.interactive or self.webhook_mode:
+            return
+        from alerts.slack_interactive import SlackInteractive  # it imports this module
+
+        self._buttons = SlackInteractive(store, self.config, on_change)
+        await self._buttons.start()
+
+    async def stop_interactive(self) -> None:
+        if self._buttons is not None:
+            await self._buttons.stop()
+            self._buttons = None
 
     # ------------------------------------------------------------------------ sending
 

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from alerts import SINKS
+from alerts import DEFAULT_SINK, SINKS
 from alerts.base import SinkConfig
 from monitor.classify.settings import ClassifyConfig
 from monitor.durations import Duration
@@ -278,6 +278,11 @@ class AlertsBase(Strict):
             if isinstance(section := getattr(self, kind, None), SinkConfig) and section.enabled
         }
         return found
+
+    def active_sinks(self) -> dict[str, SinkConfig]:
+        """Where alerts go: the enabled sinks, or the default sink with its default settings
+        when none is enabled, so an alert is never dropped for want of a sink."""
+        return self.enabled_sinks() or {DEFAULT_SINK: SINKS[DEFAULT_SINK].Config()}
 
 
 AlertsConfig = _alerts_model()

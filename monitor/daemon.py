@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import TextIO
 
 from alerts import SINKS
-from alerts.base import AlertSink
-from alerts.console import ConsoleConfig, ConsoleSink
+from alerts.base import AlertSink, SinkContext
 from alerts.jobs import run_checks
-from alerts.slack import SlackConfig
-from alerts.slack_interactive import SlackInteractive
 from monitor.classify import Classifier
 from monitor.config import Config, ConfigError, load_config
 from monitor.delivery import Deliverer
@@ -52,16 +49,12 @@ def build_sources(config: Config, context: SourceContext) -> dict[str, Source]:
     return built
 
 
-def build_sinks(config: Config, console_stream: TextIO | None = None) -> dict[str, AlertSink]:
-    sinks: dict[str, AlertSink] = {}
-    for kind, section in config.alerts.enabled_sinks().items():
-        if kind == ConsoleSink.kind:
-            sinks[kind] = ConsoleSink(section, stream=console_stream)  # type: ignore[arg-type]
-        else:
-            sinks[kind] = SINKS[kind](section)
-    if not sinks:
-        sinks["console"] = ConsoleSink(ConsoleConfig(), stream=console_stream)
-    return sinks
+def build_sinks(config: Config, context: SinkContext) -> dict[str, AlertSink]:
+    """Every enabled sink, or the default one when none is (see ``active_sinks``)."""
+    return {
+        kind: SINKS[kind](section, context)
+        for kind, section in config.alerts.active_sinks().items()
+    }
 
 
 class Daemon:
@@ -90,7 +83,6 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, AlertSink] = {}
-        self.interactive: SlackInteractive | None = None
 
     # ----------------------------------------------------------------- build and start
 
@@ -120,7 +112,7 @@ class Daemon:
     def _build_adapters(self, config: Config) -> None:
         context = SourceContext(http=self.http, watchlists=config.watchlists, brand=config.brand)
         self.sources = build_sources(config, context)
-        self.sinks = build_sinks(config, self.console_stream)
+        self.sinks = build_sinks(config, SinkContext(console=self.console_stream))
         self.deliverer = Deliverer(
             self.store,
             self.sinks,
@@ -160,23 +152,19 @@ class Daemon:
             await self.check_alerts()
 
     async def _start_interactive(self) -> None:
-        """Slack buttons over Socket Mode, when alerts.slack has an app_token."""
-        slack = self.sinks.get("slack")
-        config = slack.config if slack is not None else None
-        if (
-            isinstance(config, SlackConfig)
-            and config.app_token
-            and config.app_token.get_secret_value()
-            and config.token
-            and config.token.get_secret_value()
-        ):
-            self.interactive = SlackInteractive(self.store, config, self.check_alerts)
-            await self.interactive.start()
+        """Sinks that take input from people (Slack buttons) start listening."""
+        for sink in self.sinks.values():
+            try:
+                await sink.start_interactive(self.store, self.check_alerts)
+            except Exception:
+                log.exception("%s: cannot take input from people; alerts still go out", sink.kind)
 
     async def _stop_interactive(self) -> None:
-        if self.interactive is not None:
-            await self.interactive.stop()
-            self.interactive = None
+        for sink in self.sinks.values():
+            try:
+                await sink.stop_interactive()
+            except Exception:
+                log.exception("%s: error while stopping its input", sink.kind)
 
     async def start(self) -> None:
         await self.open()

@@ -273,7 +273,7 @@ class Pipeline:
         self.matcher = Matcher.from_config(config.watchlists)
         self.handles = brand_handles(config)
         self.watchlists: dict[str, WatchlistConfig] = {w.name: w for w in config.watchlists}
-        self.sinks = list(config.alerts.enabled_sinks()) or ["console"]
+        self.sinks = list(config.alerts.active_sinks())
 
     async def ingest(
         self,
