@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     create_model,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -32,6 +33,7 @@ from alerts.base import SinkConfig
 from monitor.classify.settings import ClassifyConfig
 from monitor.durations import Duration
 from monitor.envvars import expand_tree
+from monitor.redact import safe_url, secret_strings, url_password
 from monitor.yaml_lines import YamlError, format_path, load_with_lines
 from sources import SOURCES
 from sources.base import SourceConfig
@@ -358,14 +360,20 @@ class Config(Strict):
         return next((w for w in self.watchlists if w.name == name), None)
 
     def secret_values(self) -> list[str]:
-        """Every configured secret, for tests and for scrubbing third-party error text."""
-        values = []
-        sections: list[Any] = list(self.sources)
-        sections += [getattr(self.alerts, kind, None) for kind in SINKS]
-        for section in sections:
-            if section is not None:
-                values += [s.get_secret_value() for s in section.secrets() if s.get_secret_value()]
-        return values
+        """Every configured secret (each SecretStr anywhere, the database password), for
+        masking in logs (``monitor.redact``) and for tests."""
+        password = url_password(self.database)
+        return secret_strings(self) + ([password] if password else [])
+
+    # `database` stays a plain string, because the engine takes it as one; wherever the
+    # config is shown (repr, str, JSON) its password is masked.
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, safe_url(value) if name == "database" else value
+
+    @field_serializer("database", when_used="json")
+    def _database_without_password(self, value: str) -> str:
+        return safe_url(value)
 
 
 def _name_sources(sources: list[SourceConfig]) -> None:

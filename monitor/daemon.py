@@ -20,6 +20,7 @@ from typing import TextIO
 from alerts import SINKS
 from alerts.base import AlertSink, SinkContext
 from alerts.jobs import run_checks
+from monitor import redact
 from monitor.classify import Classifier
 from monitor.config import Config, ConfigError, load_config
 from monitor.delivery import Deliverer
@@ -178,7 +179,7 @@ class Daemon:
             ", ".join(s.describe() for s in self.sources.values()) or "none",
             len(self.config.watchlists),
             ", ".join(sink.describe() for sink in self.sinks.values()),
-            _safe_url(self.config.database),
+            redact.safe_url(self.config.database),
         )
 
     # ------------------------------------------------------------------------ running
@@ -337,10 +338,11 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload: new config rejected, keeping the running one:\n%s", exc)
             return False
+        redact.remember(new.secret_values())  # new tokens are masked in the log from now on
         if new.database != self.config.database:
             log.warning(
                 "reload: `database` changed; that takes a restart — keeping %s",
-                _safe_url(self.config.database),
+                redact.safe_url(self.config.database),
             )
             new = new.model_copy(update={"database": self.config.database})
         if self.scheduler is not None:
@@ -414,13 +416,3 @@ class Daemon:
         await self.http.close()
         await self.store.dispose()
         gc.unfreeze()
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable URL)"

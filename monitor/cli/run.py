@@ -22,7 +22,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     path = config_path(args)
     config = load(args, path)
-    setup_logging(args, config.daemon.log_level)
+    setup_logging(args, config.daemon.log_level, config.secret_values())
     if args.no_alerts and not args.once:
         raise CliError("--no-alerts only makes sense with --once", exit_code=2)
     daemon = Daemon(config, path)
