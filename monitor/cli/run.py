@@ -10,7 +10,9 @@ from monitor.daemon import Daemon
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--once", action="store_true", help="run every source once, deliver alerts, exit"
+        "--once",
+        action="store_true",
+        help="run every source once, deliver alerts, exit (status 1 if any source failed)",
     )
     parser.add_argument(
         "--no-alerts",
@@ -31,7 +33,8 @@ def _run(args: argparse.Namespace) -> int:
         failed = [o for o in outcomes if not o.ok]
         for outcome in failed:
             print(f"error: {outcome.error}")
-        return 1 if failed and len(failed) == len(outcomes) else 0
+        # Cron mails whatever a failing job prints: any failed source is worth a look.
+        return 1 if failed else 0
     return run_async(daemon.run_forever())
 
 
