@@ -11,6 +11,7 @@ import unicodedata
 from typing import ClassVar, TextIO
 
 from alerts.base import Alert, AlertSink, Delivery, SinkConfig, SinkContext
+from alerts.context import author_note, signal_notes, stored_signals
 
 _BIDI_CONTROLS = {
     "\u202a",
@@ -72,8 +73,14 @@ class ConsoleSink(AlertSink):
             if alert.watchlists:
                 lines.append("watch:    " + ", ".join(alert.watchlists))
             lines.append(f"source:   {terminal_safe(str(mention.get('source', '')))}")
+            signals = stored_signals(mention)
             if mention.get("author"):
-                lines.append(f"author:   {terminal_safe(str(mention['author']))}")
+                history = author_note(signals)
+                note = f" ({history})" if history else ""
+                lines.append(f"author:   {terminal_safe(str(mention['author']))}{note}")
+            notes = signal_notes(signals)
+            if notes:
+                lines.append("signals:  " + terminal_safe("; ".join(notes)) + " (context only)")
             if mention.get("language"):
                 lines.append(f"language: {mention['language']}")
             snippet = terminal_safe(str(mention.get("text") or mention.get("title") or ""))

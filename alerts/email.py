@@ -23,6 +23,7 @@ import aiosmtplib
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.base import Alert, AlertSink, Delivery, SinkConfig
+from alerts.context import author_note, signal_notes, stored_signals
 from alerts.digest import DIGEST_KIND, sections
 from alerts.text import (
     STATE_ICONS,
@@ -115,6 +116,7 @@ def header_safe(text: str, limit: int = SUBJECT_LIMIT) -> str:
 
 
 class EmailSink(AlertSink):
+    # Registry key and config section (`alerts.email`).
     kind: ClassVar[str] = "email"
     docs_url: ClassVar[str] = "https://aiosmtplib.readthedocs.io/en/stable/"
     Config = EmailConfig
@@ -226,7 +228,8 @@ class EmailSink(AlertSink):
 def _mention_lines(alert: Alert) -> list[tuple[str, str]]:
     """(label, untrusted value) rows describing the mention."""
     mention = alert.mention or {}
-    history = (mention.get("author_history") or {}).get("label", "")
+    signals = stored_signals(mention)
+    history = author_note(signals)
     author = (mention.get("author") or "unknown") + (f" ({history})" if history else "")
     rows = [
         ("Why", " / ".join(alert.reasons)),
@@ -234,6 +237,9 @@ def _mention_lines(alert: Alert) -> list[tuple[str, str]]:
         ("Author", author),
         ("Language", language_name(mention.get("language", ""))),
     ]
+    notes = signal_notes(signals)
+    if notes:
+        rows.append(("Signals", "; ".join(notes) + " (context only)"))
     note = language_note(mention.get("language", ""))
     if note:
         rows.append(("Note", note))

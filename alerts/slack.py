@@ -28,6 +28,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -89,6 +92,31 @@ NOTICE_ICONS = {
 }
 
 
+class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """The SDK's 429 handler, for short waits only.
+
+    It sleeps for Retry-After inside the call, but the outbox gives one send
+    ``monitor.delivery.SEND_TIMEOUT_S``; a longer wait ends the call so the delivery goes
+    back to the outbox with ``retry_after`` and is tried again exactly when Slack said."""
+
+    def __init__(self, max_retry_count: int, max_wait_s: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = _retry_after(response.headers)
+        return wait is None or wait.total_seconds() <= self.max_wait_s
+
+
 class SlackConfig(SinkConfig):
     # Bot token (xoxb-…) of the Slack app; keep it in the environment: ${SLACK_BOT_TOKEN}.
     token: SecretStr | None = None
@@ -100,7 +128,8 @@ class SlackConfig(SinkConfig):
     app_token: SecretStr | None = None
     # Incoming-webhook URL: the simpler mode without a bot (no threads, updates or buttons).
     webhook_url: SecretStr | None = None
-    # Retries inside one delivery on 429 (after Retry-After), 500/503 and connection errors.
+    # Retries inside one delivery on 429 (Retry-After up to 5 s; a longer one is waited out
+    # in the outbox), 500/503 and connection errors.
     max_retries: int = 3
     # Seconds to wait for Slack to answer one request.
     timeout: int = 15
@@ -117,8 +146,11 @@ class SlackConfig(SinkConfig):
 
 
 class SlackSink(AlertSink):
+    # Registry key and config section (`alerts.slack`).
     kind: ClassVar[str] = "slack"
     docs_url: ClassVar[str] = "https://docs.slack.dev/reference/methods/chat.postMessage"
+    # Longest Retry-After waited inside one send; a longer one is waited in the outbox.
+    max_inline_retry_after_s: ClassVar[float] = 5.0
     Config = SlackConfig
     config: SlackConfig
 
@@ -140,7 +172,7 @@ class SlackSink(AlertSink):
         backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
         retries = self.config.max_retries
         return [
-            AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+            ShortRateLimitRetryHandler(retries, self.max_inline_retry_after_s),
             AsyncServerErrorRetryHandler(max_retry_count=retries, interval_calculator=backoff),
             AsyncConnectionErrorRetryHandler(max_retry_count=retries, interval_calculator=backoff),
         ]
@@ -370,17 +402,24 @@ class SlackSink(AlertSink):
                 f"the watchlist's route.slack ({channel}); for a private channel invite the bot",
                 permanent=True,
             )
+        wait = _retry_after(response.headers)
+        if error == "ratelimited" or response.status_code == 429:
+            later = (
+                f"retrying in {int(wait.total_seconds())}s as Slack asked" if wait else "retrying"
+            )
+            return Delivery(
+                ok=False,
+                error=f"slack: {method} failed: rate limited — {later} (Slack takes about one "
+                "message per second per channel; alerts.batch groups bursts)",
+                retry_after=wait,
+            )
         if error in PERMANENT_ERRORS:
             return Delivery(
                 ok=False,
                 error=f"slack: {method} failed: {error} — {PERMANENT_ERRORS[error]}",
                 permanent=True,
             )
-        return Delivery(
-            ok=False,
-            error=f"slack: {method} failed: {error}",
-            retry_after=_retry_after(response.headers),
-        )
+        return Delivery(ok=False, error=f"slack: {method} failed: {error}", retry_after=wait)
 
     async def close(self) -> None:
         for client in (self._client, self._webhook):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.base import Alert
+from alerts.context import author_note, signal_notes, stored_signals
 from alerts.text import (
     STATE_ICONS,
     actor_member,
@@ -104,7 +105,8 @@ def state_line(mention: dict[str, Any]) -> str:
 
 def mention_blocks(alert: Alert, *, interactive: bool) -> list[dict[str, Any]]:
     mention = alert.mention or {}
-    history = (mention.get("author_history") or {}).get("label", "")
+    signals = stored_signals(mention)
+    history = author_note(signals)
     author = escape(mention.get("author") or "unknown")
     author_link = link(mention.get("author_url"), mention.get("author") or "")
     fields = [
@@ -118,6 +120,9 @@ def mention_blocks(alert: Alert, *, interactive: bool) -> list[dict[str, Any]]:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
         _section(highlighted_snippet(mention)),
     ]
+    notes = signal_notes(signals)
+    if notes:  # context for whoever answers; the alert itself went out as usual
+        blocks.append(_context("🔎 " + escape(" · ".join(notes))))
     note = language_note(mention.get("language", ""))
     owner = people_line(alert)
     open_link = link(mention.get("url"), "Open the post ↗")

@@ -1,5 +1,5 @@
 """Medium-neutral pieces of an alert's content: snippet with matched spans, safe links,
-language names, the author's history and the state line.
+language names and the state line (the author's history and other signals: context.py).
 
 Everything that came from a mention is untrusted; each sink escapes these pieces for
 its own medium (Slack mrkdwn, HTML, plain text).

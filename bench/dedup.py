@@ -222,7 +222,9 @@ async def fill_postgres(url: str, total: int, real: list[Candidate], rng: random
         await connection.close()
 
 
-async def time_lookups(url: str, batches: dict[str, list[Candidate]], repeats: int) -> list[str]:
+async def time_lookups(
+    url: str, batches: dict[str, list[Candidate]], repeats: int, now: datetime = NOW
+) -> list[str]:
     store = await Store.open(url)
     lines = []
     try:
@@ -233,7 +235,7 @@ async def time_lookups(url: str, batches: dict[str, list[Candidate]], repeats: i
                 started = time.perf_counter()
                 async with store.read() as connection:
                     index = await identities.load_index(
-                        connection, batch, window_start=NOW - DEDUP_WINDOW
+                        connection, batch, window_start=now - DEDUP_WINDOW
                     )
                 verdicts = [identify(candidate, index) for candidate in batch]
                 elapsed = (time.perf_counter() - started) * 1000

@@ -36,6 +36,8 @@ from xml.sax.saxutils import escape
 import yaml
 from aiohttp import web
 
+from bench.report import Section, Target
+
 ROOT = Path(__file__).resolve().parents[1]
 POLL_EVERY_S = 5.0
 TARGET_POLLED_S = POLL_EVERY_S + 2.0
@@ -178,20 +180,21 @@ def config(folder: Path, base: str) -> Path:
     return path
 
 
-def summary(name: str, world: World, refs: list[int], target_s: float) -> str:
-    latencies = [world.alerted[r] - world.appeared[r] for r in refs if r in world.alerted]
+def summary(name: str, world: World, refs: list[int], target_s: float) -> tuple[str, Target]:
+    latencies = sorted(world.alerted[r] - world.appeared[r] for r in refs if r in world.alerted)
     missing = len(refs) - len(latencies)
     if not latencies:
-        return (
-            f"| {name} | {len(refs)} | – | – | – | {missing} | – | **missed** (no alert arrived) |"
+        row = f"| {name} | {len(refs)} | – | – | – | {missing} | ≤ {target_s:.0f} s |"
+        return row, Target(
+            f"detection latency p95, {name}", "no alert arrived", f"≤ {target_s:.0f} s", False
         )
-    latencies.sort()
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-    met = p95 <= target_s and not missing
-    return (
+    row = (
         f"| {name} | {len(refs)} | {statistics.median(latencies):.2f} | {p95:.2f} "
-        f"| {latencies[-1]:.2f} | {missing} | ≤ {target_s:.0f} s | {'met' if met else '**missed**'} |"
+        f"| {latencies[-1]:.2f} | {missing} | ≤ {target_s:.0f} s |"
     )
+    met = p95 <= target_s and not missing
+    return row, Target(f"detection latency p95, {name}", f"{p95:.2f} s", f"≤ {target_s:.0f} s", met)
 
 
 async def wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -203,7 +206,7 @@ async def wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-unty
     return True
 
 
-async def measure(items: int) -> list[str]:
+async def measure(items: int) -> Section:
     rng = random.Random(9)
     world = World()
     await world.start()
@@ -241,19 +244,28 @@ async def measure(items: int) -> list[str]:
         await daemon.wait()
         log.close()
         await world.stop()
-    return [
+    polled_row, polled_target = summary(
+        f"RSS polled every {POLL_EVERY_S:.0f} s", world, polled, TARGET_POLLED_S
+    )
+    stream_row, stream_target = summary(
+        "Bluesky Jetstream (streaming)", world, streamed, TARGET_STREAMING_S
+    )
+    lines = [
         f"{items} complaints per source (English, Hindi, Bengali, Persian), each timed from "
         "the moment the local source serves it to the moment the local Slack API receives "
-        "its `chat.postMessage`. Daemon defaults except the storm rule (off).",
+        "its `chat.postMessage` (a single alert or a batch listing it). A real daemon process "
+        "with the shipped defaults, except the storm rule (off: it would rightly fold the "
+        "burst into one alert).",
         "",
-        "| source | items | median (s) | p95 (s) | max (s) | never alerted | target p95 | |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
-        summary(f"RSS polled every {POLL_EVERY_S:.0f} s", world, polled, TARGET_POLLED_S),
-        summary("Bluesky Jetstream (streaming)", world, streamed, TARGET_STREAMING_S),
+        "| source | items | median (s) | p95 (s) | max (s) | never alerted | target p95 |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        polled_row,
+        stream_row,
     ]
+    return Section("3. Detection latency", lines, [polled_target, stream_target])
 
 
-def run(items: int) -> list[str]:
+def run(items: int) -> Section:
     return asyncio.run(measure(items))
 
 
@@ -261,7 +273,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20)
     args = parser.parse_args()
-    print("\n".join(run(args.items)))
+    print(run(args.items).markdown())
     return 0
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.matching import load_corpus, make_watchlists
+from bench.report import Section, Target
 from monitor.config import Config
 from monitor.mention import Mention
 from monitor.normalize import words
@@ -144,8 +145,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def run(corpus: Path, count: int) -> list[str]:
-    """Markdown lines for BENCHMARKS.md."""
+def run(corpus: Path, count: int) -> Section:
     pinned = pin_to_one_core()
     rng = random.Random(3)
     texts = load_corpus(corpus, 20_000, rng)
@@ -155,25 +155,36 @@ def run(corpus: Path, count: int) -> list[str]:
     chars = statistics.mean(len(t) for t in texts)
     source = f"the dev sets in `{corpus}`" if counts and corpus.exists() else "a text generator"
     lines = [
-        f"{count:,} items per measurement in fetch results of {FETCH_SIZE}, texts from {source} "
-        f"(mean {chars:.0f} characters; en, hi, bn, fa), fresh SQLite file, {pinned}. "
-        f"Target: ≥ {TARGET_PER_S:,} mentions/s with {TARGET_TERMS:,} terms, all matching.",
+        f"`Pipeline.ingest` (the code every fetch result goes through) on {count:,} items per "
+        f"measurement, in fetch results of {FETCH_SIZE}; texts from {source} (read in place, "
+        f"mean {chars:.0f} characters; en, hi, bn, fa); a fresh SQLite file; {pinned}. "
+        "*All match*: every item mentions a watched term, so every one is language-detected, "
+        "deduplicated, classified, stored (mention, sighting, keys, matches, event) and its "
+        "alerts decided. *Firehose*: one item in twenty mentions a term (Bluesky's stream "
+        "shape). The CPU-bound rate divides by process CPU time, the other columns by wall time.",
         "",
-        "| terms | watchlists | all match: mentions/s | CPU-bound rate | stream (5% match): items/s | target |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| terms | watchlists | all match: mentions/s | all match, CPU-bound | firehose 5%: items/s |",
+        "|---:|---:|---:|---:|---:|",
     ]
+    targets = []
     for size in SIZES:
         full = asyncio.run(measure(texts, vocabulary, size, count, 1.0))
         stream = asyncio.run(measure(texts, vocabulary, size, count * 3, 0.05))
-        verdict = ""
         if size == TARGET_TERMS:
-            verdict = "met" if full["rate"] >= TARGET_PER_S else "**missed**"
+            targets.append(
+                Target(
+                    f"pipeline throughput, {TARGET_TERMS:,} terms, every item a mention",
+                    f"{full['rate']:,.0f} mentions/s",
+                    f"≥ {TARGET_PER_S:,} mentions/s",
+                    full["rate"] >= TARGET_PER_S,
+                )
+            )
         lines.append(
             f"| {full['terms']:,} | {full['watchlists']:,} | {full['rate']:,.0f} "
-            f"| {full['cpu_rate']:,.0f} | {stream['rate']:,.0f} | {verdict} |"
+            f"| {full['cpu_rate']:,.0f} | {stream['rate']:,.0f} |"
         )
         print(lines[-1], flush=True)
-    return lines
+    return Section("1. Pipeline throughput", lines, targets)
 
 
 def main() -> int:
@@ -181,7 +192,7 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=Path("../shared/sentiment-eval"))
     parser.add_argument("--mentions", type=int, default=6_000)
     args = parser.parse_args()
-    print("\n".join(run(args.corpus, args.mentions)))
+    print(run(args.corpus, args.mentions).markdown())
     return 0
 
 

@@ -5,7 +5,8 @@
 The dev sets are read from ``--data`` (default ``$MONITOR_SENTIMENT_EVAL``, else
 ``../shared/sentiment-eval`` beside the repository); they are never copied into the
 project. Prints a table per file and backend — negative-class precision/recall/F1,
-3-class macro-F1, texts per second — and writes it into BENCHMARKS.md ("Sentiment").
+3-class macro-F1, texts per second — and how often the language detector names each
+file's language, and writes it into BENCHMARKS.md ("Sentiment") with the commit measured.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from monitor.classify import Classifier
 from monitor.classify.base import LABELS, SentimentResult
 from monitor.classify.router import unknown_language
 from monitor.classify.vader_en import VaderBackend
+from monitor.language import detect_language
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "sentiment-eval"
@@ -95,6 +97,16 @@ def evaluate(name: str, backend: str, rows: list[tuple[str, str, str]], score: S
     return Row(name, backend, len(rows), *negative, macro, len(rows) / max(elapsed, 1e-9))
 
 
+def detection_quality(rows: list[tuple[str, str, str]]) -> tuple[float, float, float]:
+    """Shares of texts detected as their gold language, as "" (too short to tell) and as
+    another language, with no language hint — as the daemon sees most posts."""
+    detected = [detect_language(text) for text, _, _ in rows]
+    right = sum(d == gold for d, (_, gold, _) in zip(detected, rows, strict=True))
+    empty = sum(d == "" for d in detected)
+    total = max(len(rows), 1)
+    return right / total, empty / total, (len(rows) - right - empty) / total
+
+
 def needs_reply_quality(classifier: Classifier) -> tuple[int, float, float]:
     tp = fp = fn = count = 0
     for line in NEEDS_REPLY_CASES.read_text("utf-8").splitlines():
@@ -162,16 +174,25 @@ def format_table(rows: list[Row]) -> str:
 
 
 def git_commit() -> str:
+    """The commit measured, as `git log` shows it. Uncommitted changes (other than this
+    file's own output, BENCHMARKS.md) are named: those numbers belong to no commit, and
+    the ones in BENCHMARKS.md should be measured on a clean tree and committed after it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        changed = git("status", "--porcelain", "--", ".", ":(exclude)BENCHMARKS.md")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    paths = [line[3:] for line in changed.splitlines()]
+    if not paths:
+        return commit
+    listed = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return f"{commit} with uncommitted changes to {listed}"
 
 
 def machine() -> str:
@@ -219,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         [(t, "xx", g) for t, _, g in read_tsv(data / FILES[0])],
         lambda text, _language: unknown_language(text),
     )
+    detection = {file: detection_quality(read_tsv(data / file)) for file in FILES}
     cases, reply_p, reply_r = needs_reply_quality(Classifier())
     rss = rss_added_by_default_backend()
     table = format_table(rows)
@@ -229,10 +251,19 @@ def main(argv: list[str] | None = None) -> int:
         "Negative-class precision/recall/F1 and 3-class macro-F1 on the development sets in "
         "`shared/sentiment-eval/` (labels per SOURCES.md there). `default` is what the daemon "
         "runs (VADER + complaint cues for English, the project's lexicons for Hindi, Bengali "
-        "and Persian); `vader` is plain VADER on every language, for comparison.\n\n"
+        "and Persian); `vader` is plain VADER on every language, for comparison. The "
+        "default backend's thresholds were chosen on these same sets and no held-out split "
+        "exists, so its scores are in-sample.\n\n"
         f"{table}\n\n"
         f"- Unknown languages never alarm: the airline texts routed as an unknown language get "
         f"{unknown.recall:.3f} negative recall (0 = no negative label at all).\n"
+        '- Language detection without a hint (share detected as the file\'s language / `""`, '
+        "too short to tell / another language): "
+        + "; ".join(
+            f"{file.split('_dev')[0]} {right:.1%} / {empty:.1%} / {wrong:.1%}"
+            for file, (right, empty, wrong) in detection.items()
+        )
+        + ".\n"
         f"- Needs-reply on the project's own {cases} invented cases "
         f"(`tests/fixtures/needs_reply/cases.tsv`, en/hi/bn/fa): precision {reply_p:.2f}, "
         f"recall {reply_r:.2f}.\n"

@@ -91,8 +91,8 @@ LANGUAGES = ("en", "en", "en", "hi", "bn", "fa")  # most mentions are English
 # same few sentences would rightly be folded into one mention by near-duplicate dedup.
 _TOPIC_TEXT = {
     "en": (
-        "invoice billing outage login dashboard export backup restore latency region migration "
-        "api webhook quota storage bucket upload download refund upgrade plan seat admin token "
+        "invoice billing outage login dashboard export archive restore latency region migration "
+        "api webhook quota folder bucket upload download refund upgrade plan seat admin token "
         "password reset email phone chat ticket escalation monday tuesday friday weekend morning "
         "evening customer manager developer startup agency school hospital bakery library "
         "project report meeting deadline release version mobile desktop browser server network "

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from alerts import DEFAULT_SINK, SINKS
+from alerts import DEFAULT_SINK, SINKS, UNAVAILABLE
 from alerts.base import SinkConfig
 from monitor.classify.settings import ClassifyConfig
 from monitor.durations import Duration
@@ -260,6 +260,20 @@ class AlertsBase(Strict):
     replies_every: Duration = Field(default=timedelta(minutes=5))
     # A sink failing this many times in a row is reported through the other sinks.
     sink_failures_before_report: int = Field(default=3, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unavailable_sinks(cls, data: Any) -> Any:
+        """A sink whose optional package is missing: an error if enabled, else ignored."""
+        if not isinstance(data, dict):
+            return data
+        for kind, why in UNAVAILABLE.items():
+            section = data.get(kind)
+            if isinstance(section, dict) and section.get("enabled", True) is False:
+                data = {key: value for key, value in data.items() if key != kind}
+            elif kind in data:
+                raise ValueError(f"{kind}: {why}")
+        return data
 
     @model_validator(mode="after")
     def _known_quiet_hour_sinks(self) -> AlertsBase:

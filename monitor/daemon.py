@@ -29,11 +29,11 @@ from monitor.health import update_dark
 from monitor.pipeline import IngestStats, Pipeline
 from monitor.replies import poll_replies
 from monitor.scheduler import RunOutcome, Scheduler, SourceRunner
-from monitor.store import Store, alert_state, outbox
+from monitor.store import Store, alert_state, database_problem, is_database_error, outbox
 from monitor.store import heartbeat as heartbeat_store
 from monitor.store import sources as source_store
 from sources import SOURCES
-from sources.base import FetchResult, Source, SourceContext, SourceError
+from sources.base import FetchResult, Source, SourceContext, SourceError, share_budgets
 from sources.http import HttpClient
 
 log = logging.getLogger("monitor")
@@ -47,6 +47,8 @@ def build_sources(config: Config, context: SourceContext) -> dict[str, Source]:
     for section in config.sources:
         if section.enabled:
             built[section.name] = SOURCES[section.type](section.name, section, context)
+    for note in share_budgets(built.values()):
+        log.warning("budget: %s", note)
     return built
 
 
@@ -84,12 +86,14 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, AlertSink] = {}
+        self._opened = False  # open() ran and close() has not yet
 
     # ----------------------------------------------------------------- build and start
 
     async def open(self) -> None:
         """Open the store (migrating it) and build sources, sinks and the pipeline."""
         self.store = await Store.open(self.config.database)
+        self._opened = True
         self.http = HttpClient(self.config.http)
         self.pipeline = Pipeline(self.store, self.config, self.classifier_factory(self.config))
         self.pipeline.warm_up()
@@ -215,7 +219,8 @@ class Daemon:
             await self.close()
 
     async def poll_once(self, *, alerts_enabled: bool = True) -> list[RunOutcome]:
-        """The body of ``run_once`` on an opened daemon."""
+        """The body of ``run_once`` on an opened daemon: every source, the brand's replies,
+        the alert checks, delivery."""
         await self._register_sources()
         slots = asyncio.Semaphore(self.config.daemon.max_concurrent_sources)
 
@@ -227,6 +232,11 @@ class Daemon:
 
         outcomes = list(await asyncio.gather(*(one(s) for s in self.sources.values())))
         if alerts_enabled:
+            # Cron installs have no `replies` job: answered threads must be seen here, before
+            # the checks, so no escalation goes out for a mention the brand already answered.
+            answered = await poll_replies(self.store, self.sources, self.config)
+            if answered:
+                log.info("replies: %d mentions answered by the brand", answered)
             await run_checks(self.store, self.config, list(self.sinks), list(self.sources))
             await self.deliverer.flush(self.config.daemon.shutdown_grace)
         await self.beat()
@@ -267,14 +277,20 @@ class Daemon:
     async def deliver_alerts(self) -> None:
         try:
             await self.deliverer.deliver_due()
-        except Exception:
-            log.exception("outbox: delivery pass failed; will retry")
+        except Exception as exc:
+            if not is_database_error(exc):
+                log_bug(exc, "outbox: delivery pass failed; will retry")
+                return
+            log.error("outbox: delivery pass failed: %s", database_problem(exc))
 
     async def beat(self) -> None:
         try:
             await update_dark(self.store, self.sources)
-        except Exception:
-            log.exception("health: could not work out which sources are dark; will retry")
+        except Exception as exc:
+            if not is_database_error(exc):
+                log_bug(exc, "health: could not work out which sources are dark; will retry")
+            else:
+                log.error("health: could not check for dark sources: %s", database_problem(exc))
         summary = await self.health_summary()
         if summary != self._last_summary:
             log.info("health: %s", summary)
@@ -285,10 +301,7 @@ class Daemon:
                     connection, started_at=self.started_at, now=datetime.now(UTC), summary=summary
                 )
         except Exception as exc:
-            log.error(
-                "heartbeat: cannot write to the database (%s); check disk space and permissions",
-                exc,
-            )
+            log.error("heartbeat: cannot write to the database: %s", database_problem(exc))
         if time.monotonic() >= self._optimize_due:
             self._optimize_due = time.monotonic() + OPTIMIZE_EVERY_S
             try:
@@ -401,6 +414,10 @@ class Daemon:
         await self.close()
 
     async def close(self) -> None:
+        """Close sources, sinks and the engine; a no-op when not open (safe to call twice)."""
+        if not self._opened:
+            return
+        self._opened = False
         await self._settle_delivery()
         await self._stop_interactive()
         for source in self.sources.values():
@@ -416,3 +433,8 @@ class Daemon:
         await self.http.close()
         await self.store.dispose()
         gc.unfreeze()
+
+
+def log_bug(exc: BaseException, message: str) -> None:
+    """Log an unexpected error with its traceback (a bug to report), keeping the daemon up."""
+    log.error(message, exc_info=exc)

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from alerts.base import Alert, AlertSink, Delivery, Person
+from alerts.context import stored_signals
 from monitor.crashpoints import crash_point
 from monitor.store import Store, alert_state, events, outbox
 from monitor.store import mentions as mention_store
 from monitor.store.outbox import OutboxItem
-from monitor.store.tables import mention_matches, mentions
+from monitor.store.tables import mention_matches
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 30.0
 MAX_RETRY_DELAY = timedelta(minutes=30)
+# A "Retry-After: 0" must not turn into a busy loop.
+MIN_RETRY_DELAY = timedelta(seconds=1)
 # An escalation waits for the alert it threads under; poll for it this often.
 THREAD_PARENT_WAIT = timedelta(seconds=5)
 # A storm or batch alert lists at most this many of its mentions.
@@ -48,8 +51,11 @@ GROUP_LIST_LIMIT = 15
 
 
 def retry_delay(attempts: int, retry_after: timedelta | None = None) -> timedelta:
-    delay = min(timedelta(seconds=2) * (2 ** min(max(attempts - 1, 0), 12)), MAX_RETRY_DELAY)
-    return max(delay, retry_after) if retry_after else delay
+    """Exactly the wait the service asked for (Slack's Retry-After), even beyond the cap;
+    otherwise capped exponential backoff."""
+    if retry_after is not None:
+        return max(retry_after, MIN_RETRY_DELAY)
+    return min(timedelta(seconds=2) * (2 ** min(max(attempts - 1, 0), 12)), MAX_RETRY_DELAY)
 
 
 @dataclass(slots=True)
@@ -308,7 +314,8 @@ class Deliverer:
 
 
 async def mention_context(connection: AsyncConnection, mention: dict[str, Any]) -> dict[str, Any]:
-    """What a sink shows beside the mention: matched spans and the author's history."""
+    """What a sink shows beside the mention: matched spans, and the troll/spam signals
+    stored at ingest (author history, repeated text, link-only) as context."""
     rows = await connection.execute(
         select(mention_matches.c.terms, mention_matches.c.spans).where(
             mention_matches.c.mention_id == mention["id"]
@@ -319,39 +326,7 @@ async def mention_context(connection: AsyncConnection, mention: dict[str, Any]) 
     for row in rows:
         spans += [list(span) for span in row.spans or []]
         terms += list(row.terms or [])
-    return {
-        "spans": spans,
-        "terms": terms,
-        "author_history": await author_history(connection, mention),
-    }
-
-
-async def author_history(connection: AsyncConnection, mention: dict[str, Any]) -> dict[str, Any]:
-    """How often this author appeared before: first time, repeat, or often negative."""
-    if not mention.get("author"):
-        return {"label": "", "earlier": 0, "negative": 0}
-    row = (
-        await connection.execute(
-            select(
-                func.count().label("earlier"),
-                func.coalesce(
-                    func.sum(case((mentions.c.sentiment == "negative", 1), else_=0)), 0
-                ).label("negative"),
-            ).where(
-                mentions.c.platform == mention["platform"],
-                mentions.c.author == mention["author"],
-                mentions.c.id < mention["id"],
-            )
-        )
-    ).one()
-    earlier, negative = int(row.earlier), int(row.negative)
-    if earlier == 0:
-        label = "first time"
-    elif negative >= 2 and negative * 2 >= earlier:
-        label = f"often negative ({negative} of {earlier} earlier)"
-    else:
-        label = f"repeat ({earlier} earlier)"
-    return {"label": label, "earlier": earlier, "negative": negative}
+    return {"spans": spans, "terms": terms, "signals": stored_signals(mention)}
 
 
 async def _group_mentions(connection: AsyncConnection, payload: dict[str, Any]) -> list[dict]:

@@ -62,7 +62,10 @@ def parse_duration(value: object) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """Compact inverse of parse_duration: ``timedelta(seconds=5400)`` → ``1h30m``."""
+    """Compact inverse of parse_duration: ``timedelta(seconds=5400)`` → ``1h30m``;
+    under a second in milliseconds (``100ms``), which rounding to seconds would show as 0s."""
+    if 0 < abs(delta.total_seconds()) < 0.9995:
+        return f"{'-' if delta < timedelta(0) else ''}{round(abs(delta.total_seconds()) * 1000)}ms"
     seconds = round(delta.total_seconds())
     if seconds == 0:
         return "0s"

@@ -112,10 +112,18 @@ def is_tagged(text: str, handles: Sequence[str]) -> bool:
     return False
 
 
+_TEXT_FIELDS = ("title", "text", "html", "author", "url", "author_url", "thread_key")
+
+
 def bounded(mention: Mention) -> Mention:
     """Cap what one post may carry: a 10 MB title from a hostile feed must not cost 10 MB
     of matching, classification and storage. Truncation is noted in ``extra``."""
     cut = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(mention, name)
+        if "\x00" in value:
+            # Never meaningful, and PostgreSQL refuses the whole batch over one NUL in TEXT.
+            setattr(mention, name, value.replace("\x00", ""))
     for name, limit in (
         ("title", MAX_TITLE_CHARS),
         ("text", MAX_TEXT_CHARS),
@@ -367,7 +375,13 @@ class Pipeline:
                 seen.append((item, identity.mention_id, identity.rule))
         # 2. Judge and store the new mentions.
         rows = await self._judge(
-            connection, [item for item, _ in new], source, first_run, first_seen, now
+            connection,
+            [item for item, _ in new],
+            source,
+            first_run,
+            first_seen,
+            now,
+            alerts_enabled=alerts_enabled,
         )
         ids = await mention_store.insert_mentions(connection, rows)
         real = {
@@ -461,8 +475,13 @@ class Pipeline:
         first_run: bool,
         first_seen: dict[str, datetime],
         now: datetime,
+        *,
+        alerts_enabled: bool = True,
     ) -> list[dict[str, Any]]:
-        """Sentiment, needs-reply, backfill and troll/spam signals → mention rows."""
+        """Sentiment, needs-reply, backfill and troll/spam signals → mention rows.
+
+        A mention stored with alerts off (``run --once --no-alerts``) is backfill: nobody was
+        told about it, so it must not count as overdue or against the reply SLA."""
         alerts = self.config.alerts
         judgements = []
         inputs = []
@@ -498,6 +517,8 @@ class Pipeline:
                     item.mention, [m.watchlist for m in item.matches], first_seen
                 )
             )
+            if not alerts_enabled:
+                backfill = True
             rows.append(
                 mention_row(
                     item,

@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.config import DaemonConfig
 from monitor.crashpoints import crash_point
 from monitor.pipeline import IngestStats, Pipeline
-from monitor.store import Store
+from monitor.store import Store, database_problem, is_database_error
 from monitor.store import sources as source_store
 from sources.base import FetchResult, Source, SourceError, SourceState
 
@@ -33,6 +33,12 @@ JITTER_FRACTION = 0.1
 PERMANENT_ERROR_MIN_DELAY = timedelta(minutes=30)
 # When even recording a failure fails (database locked, disk full), wait this long.
 STORE_FAILURE_DELAY = timedelta(seconds=30)
+# A stream that stayed connected this long was healthy, and its next failure starts the
+# backoff afresh; one that fails sooner is flapping, and the backoff keeps growing.
+STREAM_STABLE_AFTER = timedelta(minutes=1)
+# Reconnect backoff of streaming sources: first delay and cap.
+STREAM_BACKOFF = timedelta(seconds=2)
+STREAM_MAX_BACKOFF = timedelta(minutes=5)
 
 
 def backoff_delay(
@@ -173,7 +179,15 @@ class SourceRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("%s: storing %d mentions failed", source.name, len(result.mentions))
+            if is_database_error(exc):
+                log.error(
+                    "%s: could not store %d mentions: %s",
+                    source.name,
+                    len(result.mentions),
+                    database_problem(exc),
+                )
+            else:
+                log.exception("%s: storing %d mentions failed", source.name, len(result.mentions))
             self.not_before[source.name] = now + STORE_FAILURE_DELAY
             return RunOutcome(
                 source.name, False, error=f"{source.name}: storing results failed: {exc}"
@@ -218,8 +232,13 @@ class SourceRunner:
                     permanent=permanent,
                 )
                 await source_store.reschedule(connection, source.name, now + delay)
-        except Exception:
-            log.exception("%s: could not record the failure in the database", source.name)
+        except Exception as exc:
+            if is_database_error(exc):
+                log.error(
+                    "%s: could not record its failure: %s", source.name, database_problem(exc)
+                )
+            else:
+                log.exception("%s: could not record the failure in the database", source.name)
             self.not_before[source.name] = now + STORE_FAILURE_DELAY
         return RunOutcome(source.name, False, error=message)
 
@@ -332,6 +351,7 @@ class Scheduler:
         ``try``: an exception escaping this loop would end the stream for good, silently."""
         streak = 0
         while True:
+            connected_at = time.monotonic()
             try:
                 try:
                     async with self.store.read() as connection:
@@ -339,20 +359,14 @@ class Scheduler:
                 except Exception as exc:
                     raise SourceError(
                         source.name,
-                        f"cannot load its state from the database ({exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})",
-                        hint="check free disk space and whether another process holds a lock "
-                        "on the database; the stream is retried with backoff",
+                        f"cannot load its state from the database ({database_problem(exc)}); "
+                        "the stream is retried with backoff",
                     ) from exc
 
                 async def deliver(result: FetchResult, state: SourceState = state) -> None:
-                    nonlocal streak
                     outcome = await self.runner.deliver(source, state, result)
                     if not outcome.ok:
                         raise SourceError(source.name, outcome.error)
-                    # A stream that delivers is healthy: its next disconnect starts backoff
-                    # afresh.
-                    streak = 0
 
                 await source.stream(state, deliver)
                 streak = 0
@@ -360,6 +374,10 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Not "it delivered something": a server that accepts, sends a few events
+                # and drops the connection would then be retried every 2 s for ever.
+                if time.monotonic() - connected_at >= STREAM_STABLE_AFTER.total_seconds():
+                    streak = 0
                 streak += 1
                 message = (
                     str(exc)
@@ -369,10 +387,7 @@ class Scheduler:
                 retry_after = getattr(exc, "retry_after", None)
                 await self.runner.failed(source, message, retry_after, False)
                 delay = backoff_delay(
-                    streak,
-                    timedelta(seconds=2),
-                    retry_after=retry_after,
-                    max_backoff=timedelta(minutes=5),
+                    streak, STREAM_BACKOFF, retry_after=retry_after, max_backoff=STREAM_MAX_BACKOFF
                 )
             await asyncio.sleep(delay.total_seconds())
 

@@ -9,8 +9,10 @@ with a FetchResult per batch; the daemon supervises it as a long-running task.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from abc import ABC
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,7 +40,9 @@ class SourceConfig(BaseModel):
     enabled: bool = True
     # Poll interval. The adapter's min_interval_s is a floor.
     every: Duration = Field(default=timedelta(minutes=5))
-    # Route everything this source finds to this one watchlist (e.g. a Google Alert).
+    # The one watchlist this source is for. Search sources search only its terms and
+    # their results must still match it; feeds whose every item is a hit (a Google
+    # Alert, a feed you chose for one topic) file everything under it.
     watchlist: str | None = None
 
     def secrets(self) -> list[SecretStr]:
@@ -87,6 +91,14 @@ class Source(ABC):
     docs_url: ClassVar[str]
     # Floor on the poll interval, whatever `every` says.
     min_interval_s: ClassVar[float] = 60.0
+    # Floor on how often the brand's replies are listed (monitor/replies.py), whatever
+    # alerts.replies_every says: reply calls spend the same budget as polls.
+    replies_min_interval_s: ClassVar[float] = 300.0
+    # True when every item is a hit by construction (a Google Alert is a query Google
+    # already ran): with `watchlist:` set, items are filed under it even when the shared
+    # matcher finds nothing in their text. Search adapters keep False: whatever their
+    # platform's search returns must still pass the matcher (see watchlist_hint).
+    routes_to_watchlist: ClassVar[bool] = False
     # Long-running websocket-style sources set this and implement stream(). An adapter
     # with a streaming and a polled mode (Bluesky) sets it per instance from its config.
     streaming: bool = False
@@ -99,6 +111,8 @@ class Source(ABC):
         self.name = name
         self.config = config
         self.context = context
+        # How many enabled sources spend this one's budget_key (set by share_budgets).
+        self.budget_sharers = 1
 
     @property
     def interval(self) -> timedelta:
@@ -107,6 +121,12 @@ class Source(ABC):
         if is_loopback(self.endpoint()):
             return self.config.every
         return max(self.config.every, timedelta(seconds=self.min_interval_s))
+
+    def watchlist_hint(self) -> str:
+        """``Mention.watchlist_hint`` for this source's items: its ``watchlist:``, but only
+        when ``routes_to_watchlist`` — the pipeline files a hinted item under that
+        watchlist whether or not it matches."""
+        return (self.config.watchlist or "") if self.routes_to_watchlist else ""
 
     def endpoint(self) -> str:
         """The base URL this source talks to (``api_url`` or ``url``)."""
@@ -128,12 +148,56 @@ class Source(ABC):
         """Rate limits and budgets, as data, for `monitor sources`."""
         return {"min_interval_s": self.min_interval_s}
 
+    def budget_key(self) -> str | None:
+        """The planned budget this source spends, when other sources can spend it too (one
+        API key's daily quota, one address's quota), as a label without secrets. Sources
+        with the same key split the budget evenly (``budget_sharers``). None when the
+        limits are read live from the platform's rate-limit headers, which already count
+        every client."""
+        return None
+
+    def paused_until(self, state: SourceState) -> datetime | None:
+        """When the platform asked this source to pause although its last poll succeeded
+        (a `backoff` field, a spent daily quota), read from its stored cursor. Failures are
+        in the store's retry_after_until; monitor/replies.py respects both."""
+        return None
+
     def describe(self) -> str:
         """One line for logs with every secret masked."""
         return f"{self.name} ({self.kind})"
 
     async def close(self) -> None:
         return None
+
+
+def share_budgets(sources: Iterable[Source]) -> list[str]:
+    """Tell each enabled source how many share its ``budget_key``; one note per shared
+    budget for the log. The split is even: each plans on 1/n of the budget."""
+    groups: dict[str, list[Source]] = {}
+    for source in sources:
+        if (key := source.budget_key()) is not None:
+            groups.setdefault(key, []).append(source)
+    notes = []
+    for key, members in groups.items():
+        for source in members:
+            source.budget_sharers = len(members)
+        if len(members) > 1:
+            names = ", ".join(source.name for source in members)
+            notes.append(
+                f"sources {names} share one budget ({key}); each plans on 1/{len(members)} "
+                "of it — merge them into one source, or give each its own key, to poll more often"
+            )
+    return notes
+
+
+# Salt of secret_tag, new every run: a tag tells two keys apart in this process's messages
+# and is worthless for guessing a key anywhere else.
+_TAG_SALT = os.urandom(16)
+
+
+def secret_tag(secret: str) -> str:
+    """A short, one-way tag telling two secrets apart in messages (``#3f2a1c``)."""
+    return "#" + hashlib.blake2b(secret.encode(), key=_TAG_SALT, digest_size=3).hexdigest()
 
 
 def is_loopback(url: str) -> bool:

@@ -47,6 +47,7 @@ from sources.bluesky_jetstream import (
 )
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import RateLimit, SeenWindow, iso, parse_time
+from sources.searchkit import nothing_to_search
 
 JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 XRPC_URL = "https://bsky.social/xrpc"
@@ -169,7 +170,7 @@ class BlueskySource(Source):
             batch_every=self.config.batch_every,
             user_agent=http.user_agent,
             connect_timeout_s=http.config.connect_timeout.total_seconds(),
-            watchlist=self.config.watchlist or "",
+            watchlist=self.watchlist_hint(),
         )
         consumer = JetstreamConsumer(self.name, settings, Prefilter(self._queries()))
         await consumer.consume(state, deliver)
@@ -177,6 +178,8 @@ class BlueskySource(Source):
     # ------------------------------------------------------------------- search mode
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self._terms():
+            return nothing_to_search(self.name, state)
         window = SeenWindow.load(state.cursor.get("window"), self.config.overlap)
         previous_newest = window.newest
         since = window.since()
@@ -244,7 +247,7 @@ class BlueskySource(Source):
             handle=str(author.get("handle") or ""),
             cid=str(post.get("cid") or ""),
             seen_at=parse_time(post.get("indexedAt")),
-            watchlist=self.config.watchlist or "",
+            watchlist=self.watchlist_hint(),
         )
 
     # ----------------------------------------------------------------- XRPC plumbing

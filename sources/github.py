@@ -33,6 +33,7 @@ from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import RateLimit, SeenWindow, iso, parse_time
+from sources.searchkit import nothing_to_search
 
 # GitHub allows at most five AND/OR/NOT operators in one search.
 TERMS_PER_QUERY = 6
@@ -122,6 +123,8 @@ class GithubSource(Source):
     # ----------------------------------------------------------------------- polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self._queries():
+            return nothing_to_search(self.name, state)
         window = SeenWindow.load(state.cursor.get("window"), self.config.overlap)
         previous_newest = window.newest
         since = window.since()
@@ -255,7 +258,7 @@ class GithubSource(Source):
             author_url=str(user.get("html_url") or ""),
             published_at=parse_time(item.get("created_at")),
             thread_key=url,
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "kind": kind,
                 "repository": repository,

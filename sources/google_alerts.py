@@ -59,7 +59,7 @@ class GoogleAlertsSource(RssSource):
             html=content,
             author=html_to_line(entry.get("author", "")),
             published_at=entry_time(entry),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             language_hint=entry_language(entry, document.language),
             dedup_hints=headline_hint(title, publisher_domain(article)),
             extra={"alert": document.title} if document.title else {},

@@ -71,6 +71,9 @@ class GoogleNewsSource(Source):
     docs_url: ClassVar[str] = "https://news.google.com/rss"
     # No published limit: stay well clear of looking like a scraper.
     min_interval_s: ClassVar[float] = 600.0
+    # Google ran the watchlist's query on the whole article, but an item carries only its
+    # headline: the local matcher would drop most true hits, so `watchlist:` files them.
+    routes_to_watchlist: ClassVar[bool] = True
     Config = GoogleNewsConfig
     config: GoogleNewsConfig
 
@@ -144,7 +147,7 @@ class GoogleNewsSource(Source):
             author=publisher,
             author_url=publisher_url,
             published_at=entry_time(entry),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             language_hint=self.config.hl.split("-")[0].lower(),
             dedup_hints=headline_hint(headline, publisher_domain(publisher_url) or publisher),
             extra={"publisher": publisher} if publisher else {},

@@ -26,6 +26,7 @@ from sources.searchkit import (
     SearchQuery,
     Watermark,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -76,6 +77,8 @@ class HackerNewsSource(Source):
         }
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self.terms():
+            return nothing_to_search(self.name, state)
         mark = Watermark.load(state.cursor.get("watermark"), INDEX_LAG_S)
         tags = ",".join(self.config.search)
         tags = f"({tags})" if len(self.config.search) > 1 else tags
@@ -100,7 +103,7 @@ class HackerNewsSource(Source):
             mentions,
             cursor={"watermark": mark.dump()},
             warnings=warnings,
-            stats={"requests": requests, "limits": self.limits()},
+            stats={"requests": requests},
         )
 
     async def _search(
@@ -159,7 +162,7 @@ class HackerNewsSource(Source):
             author_url=USER_URL.format(author) if author else "",
             published_at=datetime.fromtimestamp(hit["created_at_i"], UTC),
             thread_key=f"hackernews:{story_id}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "type": "comment" if is_comment else "story",
                 "story_title": hit.get("story_title") or hit.get("title") or "",

@@ -11,6 +11,7 @@ the cap, so a gzip bomb stops at the cap instead of filling memory.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import zlib
 from collections.abc import Collection
@@ -257,12 +258,52 @@ class HttpClient:
                 f"broken response body ({exc})",
                 hint="the server cut the response; will retry",
             ) from None
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not _dropped_before_answer(exc):
+                raise _other_client_error(source, exc) from None
             raise SourceError(
                 source,
-                f"HTTP error: {exc.__class__.__name__}: {exc}",
-                hint="will retry with backoff",
+                f"{_host(url)} closed the connection before sending a response "
+                f"({_connection_drop(exc)})",
+                hint="the server may be overloaded or restarting, or a firewall or the site "
+                "is blocking this machine; will retry with backoff (if it persists, fetch the "
+                "URL with curl from this machine)",
             ) from None
+        except aiohttp.ClientError as exc:
+            raise _other_client_error(source, exc) from None
+
+
+# The errno values of a connection the other side dropped (RST, or a write into it).
+_DROPPED = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
+
+
+def _dropped_before_answer(exc: aiohttp.ClientError) -> bool:
+    """A reset or close before the status line: the same message for both, because which
+    one aiohttp reports depends on timing, not on what the server did."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _DROPPED
+
+
+def _connection_drop(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno in _DROPPED:
+        return f"{errno.errorcode[exc.errno]}: {exc.strerror or 'connection reset'}"
+    return "server disconnected"
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "the server"
+    except ValueError:
+        return "the server"
+
+
+def _other_client_error(source: str, exc: aiohttp.ClientError) -> SourceError:
+    return SourceError(
+        source,
+        f"HTTP error: {exc.__class__.__name__}: {exc}",
+        hint="will retry with backoff",
+    )
 
 
 def _check_status(source: str, response: aiohttp.ClientResponse) -> None:

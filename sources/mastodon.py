@@ -30,6 +30,7 @@ from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceS
 from sources.searchkit import (
     SearchQuery,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -120,6 +121,9 @@ class MastodonSource(Source):
     # ------------------------------------------------------------------------ polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        searching = any(instance.token for instance in self.config.instances)
+        if not self.hashtags() and not (searching and self.terms()):
+            return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         bases = {_base(i.url) for i in self.config.instances}
         poll = _Poll(  # what belongs to instances no longer configured is forgotten
@@ -160,7 +164,7 @@ class MastodonSource(Source):
             warnings=poll.warnings,
             # A rate-limit wait only ever postpones the regular poll.
             next_check_in=max(poll.next_check_in, self.interval) if poll.next_check_in else None,
-            stats={"instances": poll.budgets, "limits": self.limits()},
+            stats={"instances": poll.budgets},
         )
 
     async def _poll_instance(self, index: int, instance: MastodonInstance, poll: _Poll) -> None:
@@ -276,7 +280,7 @@ class MastodonSource(Source):
             published_at=_parse_time(status.get("created_at")),
             thread_key=f"mastodon:{uri}",
             language_hint=str(status.get("language") or ""),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "instance": host,
                 "tags": [t.get("name") for t in status.get("tags") or [] if isinstance(t, dict)],

@@ -24,17 +24,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-import feedparser
 from pydantic import Field, SecretStr
 
 from monitor import __version__
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.rss import parse_feed
 from sources.searchkit import (
     SearchQuery,
     Watermark,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -149,6 +150,8 @@ class RedditSource(Source):
     # ------------------------------------------------------------------------ polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self.queries():
+            return nothing_to_search(self.name, state)
         mark = Watermark.load(state.cursor.get("watermark"), INDEX_LAG_S)
         degraded = None
         warnings: list[str] = []
@@ -166,13 +169,13 @@ class RedditSource(Source):
                     f"instead — check the app at reddit.com/prefs/apps and sources[{self.name!r}]"
                     ".client_id"
                 )
-                mentions = await self._fetch_public(mark)
+                mentions = await self._fetch_public(mark, warnings)
         else:
             degraded = (
                 "no OAuth credentials: reading the public search feed (at most 100 posts, "
-                f"stricter limits) — set sources[{self.name!r}].client_id / client_secret"
+                f"stricter limits) — set {self._credential_keys}"
             )
-            mentions = await self._fetch_public(mark)
+            mentions = await self._fetch_public(mark, warnings)
         next_check_in = None
         if self._rate_remaining is not None and self._rate_remaining < RATE_RESERVE:
             wait = timedelta(seconds=(self._rate_reset_s or 60) + 1)
@@ -191,7 +194,7 @@ class RedditSource(Source):
         )
 
     def _stats(self, mode: str) -> dict[str, Any]:
-        stats: dict[str, Any] = {"mode": mode, "limits": self.limits()}
+        stats: dict[str, Any] = {"mode": mode}
         if mode == "oauth" and self._rate_remaining is not None:
             stats["ratelimit_remaining"] = self._rate_remaining
             reset = datetime.now(UTC) + timedelta(seconds=self._rate_reset_s or 0)
@@ -305,11 +308,15 @@ class RedditSource(Source):
         )
         return token
 
+    @property
+    def _credential_keys(self) -> str:
+        return f"sources[{self.name!r}].client_id / client_secret"
+
     def _auth_error(self, where: str) -> SourceError:
         return SourceError(
             self.name,
             f"access denied (HTTP 401) by {where}",
-            hint=f"check sources[{self.name!r}].client_id / client_secret (an app of type "
+            hint=f"check {self._credential_keys} (an app of type "
             "'script' or 'web' at https://www.reddit.com/prefs/apps)",
             permanent=True,
         )
@@ -334,7 +341,7 @@ class RedditSource(Source):
             author_url=f"{SITE}/user/{author}" if author and author != "[deleted]" else "",
             published_at=datetime.fromtimestamp(post["created_utc"], UTC),
             thread_key=f"reddit:{post['name']}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "subreddit": post.get("subreddit_name_prefixed") or post.get("subreddit") or "",
                 "score": post.get("score"),
@@ -346,33 +353,54 @@ class RedditSource(Source):
 
     # ------------------------------------------------------------ public-feed fallback
 
-    async def _fetch_public(self, mark: Watermark) -> list[Mention]:
+    async def _fetch_public(self, mark: Watermark, warnings: list[str]) -> list[Mention]:
         path, restrict = self._search_path()
         mentions = []
         for query in self.queries():
             params = {"q": query, "sort": "new", "limit": "100", **restrict}
-            for entry in await self._feed(f"{path}.rss", params):
+            for entry in await self._feed(f"{path}.rss", params, warnings):
                 identity = _entry_identity(entry)
                 if identity and mark.admit(identity[0], identity[2]):
                     mentions.append(self.entry_to_mention(entry, identity))
         return mentions
 
-    async def _feed(self, path: str, params: dict[str, str]) -> list[Any]:
+    async def _feed(
+        self, path: str, params: dict[str, str], warnings: list[str] | None = None
+    ) -> list[Any]:
+        """Entries of a public feed, parsed like every other feed (sources.rss.parse_feed:
+        never bare bytes to feedparser, HTML block pages recognised). A refusal or a page
+        that is no feed names the credentials that avoid the public feed altogether."""
         url = self.config.public_url.rstrip("/") + path
-        response = await self.context.http.get(
-            self.name, url, params=params, headers={"User-Agent": self.user_agent}
-        )
-        parsed = await asyncio.to_thread(
-            feedparser.parse, response.body, response_headers=response.header_dict()
-        )
-        if parsed.bozo and not parsed.entries:
+        try:
+            response = await self.context.http.get(
+                self.name, url, params=params, headers={"User-Agent": self.user_agent}
+            )
+        except SourceError as exc:
+            status = http_status(exc)
+            if status not in (401, 403):
+                raise
             raise SourceError(
                 self.name,
-                f"the public feed {path} is not a usable feed ({parsed.bozo_exception})",
-                hint=f"Reddit may have answered with a block page; set sources[{self.name!r}]"
-                ".client_id / client_secret to use the API",
-            )
-        return list(parsed.entries)
+                f"the public feed {path} refused this machine (HTTP {status})",
+                hint=f"Reddit blocks unauthenticated reads from many addresses; set "
+                f"{self._credential_keys} (an app at https://www.reddit.com/prefs/apps) "
+                "to use the API",
+                retry_after=exc.retry_after,
+                permanent=True,
+            ) from None
+        try:
+            document = await asyncio.to_thread(parse_feed, self.name, response)
+        except SourceError as exc:
+            problem = str(exc).removeprefix(f"{self.name}: ").removesuffix(f" — {exc.hint}")
+            raise SourceError(
+                self.name,
+                f"the public feed {path} is not a usable feed: {problem}",
+                hint=f"Reddit may have answered with a block page; set {self._credential_keys} "
+                "to use the API",
+            ) from None
+        if warnings is not None:
+            warnings += document.warnings
+        return document.entries
 
     def entry_to_mention(self, entry: Any, identity: tuple[str, str, float]) -> Mention:
         fullname, thread, created = identity
@@ -388,7 +416,7 @@ class RedditSource(Source):
             author_url=f"{SITE}/user/{author}" if author else "",
             published_at=datetime.fromtimestamp(created, UTC),
             thread_key=f"reddit:{thread}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={"subreddit": (entry.get("tags") or [{}])[0].get("label") or "", "via": "rss"},
         )
 

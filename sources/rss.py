@@ -52,6 +52,9 @@ class RssSource(Source):
     docs_url: ClassVar[str] = "https://www.rssboard.org/rss-specification"
     # Feeds rarely change faster than this; polling more often only costs the publisher.
     min_interval_s: ClassVar[float] = 60.0
+    # A feed given `watchlist:` was chosen for that one topic (and a Google Alert is a query
+    # Google already ran): everything in it is filed under the watchlist.
+    routes_to_watchlist: ClassVar[bool] = True
     # A feed's own <ttl> may stretch the poll interval up to this, never further:
     # mentions must still be seen within the hour.
     max_ttl_s: ClassVar[float] = 3600.0
@@ -89,7 +92,7 @@ class RssSource(Source):
             author=html_to_line(entry.get("author", "")),
             author_url=str(entry.get("author_detail", {}).get("href", "")),
             published_at=entry_time(entry),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             language_hint=entry_language(entry, document.language),
         )
 

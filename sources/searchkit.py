@@ -3,6 +3,7 @@
 - ``search_terms_for``: the terms a source sends to its platform's search.
 - ``Watermark``: an incremental-poll cursor that survives search-index lag.
 - ``parse_json`` / ``http_status``: JSON bodies and HTTP errors, explained per source.
+- ``nothing_to_search``: the honest result of a source with no words to search for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AfterValidator
 
 from monitor.matching import QueryError, parse_query, search_terms
-from sources.base import SourceError
+from sources.base import FetchResult, SourceError, SourceState
 
 if TYPE_CHECKING:
     from monitor.config import WatchlistConfig
@@ -57,6 +58,21 @@ def search_terms_for(
     for text in queries:
         terms += search_terms(parse_query(text))
     return list(dict.fromkeys(term.strip() for term in terms if term.strip()))
+
+
+def nothing_to_search(source: str, state: SourceState) -> FetchResult:
+    """What a search source returns when its queries hold no words to search for (only
+    `author:`, `site:` or `lang:` filters): no request, but *degraded* in health with the
+    fix, so it never passes for "no mentions". The stored cursor is kept as it was."""
+    return FetchResult(
+        [],
+        cursor=state.cursor,
+        degraded=(
+            "nothing to search for: the watchlist queries it uses have no words, only "
+            f"author:/site:/lang: filters, so no request was made — set sources[{source!r}]"
+            ".query, or add words to a watchlist query"
+        ),
+    )
 
 
 @dataclass(slots=True)

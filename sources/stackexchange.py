@@ -16,19 +16,32 @@ Identity: `<site>:<post id>`; thread: the question.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr
 
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
-from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, is_loopback
+from sources.base import (
+    FetchResult,
+    Source,
+    SourceConfig,
+    SourceError,
+    SourceState,
+    is_loopback,
+    secret_tag,
+)
+from sources.http import MAX_RETRY_AFTER, HttpResponse
 from sources.searchkit import (
     SearchQuery,
     Watermark,
     http_status,
+    nothing_to_search,
     parse_json,
     search_terms_for,
     unexpected_shape,
@@ -38,6 +51,10 @@ from sources.searchkit import (
 INDEX_LAG_S = 15 * 60
 # Share of the daily quota the regular polls may plan to use.
 QUOTA_SHARE = 0.8
+# "too many requests from this IP, more requests available in 84113 seconds"
+_AVAILABLE_IN = re.compile(r"available in (\d+) seconds?")
+# error_name values that mean "the app key is wrong or missing" (docs: /docs/error-handling).
+_KEY_ERRORS = ("key_required", "access_denied", "invalid_access_token", "access_token_required")
 _SITE_DOMAINS = {
     "stackoverflow": "stackoverflow.com",
     "serverfault": "serverfault.com",
@@ -72,6 +89,10 @@ class StackExchangeSource(Source):
     # Daily requests per IP with and without an app key.
     quota_per_day_with_key: ClassVar[int] = 10_000
     quota_per_day_without_key: ClassVar[int] = 300
+    # Listing the brand's replies costs up to 3 requests (answers, comments, and the
+    # questions of commented answers); hourly, a keyless day of it is 72 of the 300.
+    replies_min_interval_s: ClassVar[float] = 3600.0
+    reply_requests_per_call: ClassVar[int] = 3
     Config = StackExchangeConfig
     config: StackExchangeConfig
 
@@ -90,23 +111,50 @@ class StackExchangeSource(Source):
     def requests_per_poll(self) -> int:
         return max(len(self.config.sites) * len(self.terms()), 1)
 
+    def budget_key(self) -> str:
+        """The quota is per address (per app key and address with a key): every source on
+        this machine with the same key, or none, spends the same one."""
+        host = urlsplit(self.config.api_url).hostname or self.config.api_url
+        who = f"app key {secret_tag(self.app_key)}" if self.app_key else "no app key"
+        return f"Stack Exchange daily quota at {host}, {who}"
+
+    @property
+    def reply_requests_per_day(self) -> int:
+        """What listing the brand's replies may spend a day, at most (monitor/replies.py)."""
+        accounts = len(self.context.brand.accounts.get(self.kind, []))
+        per_day = accounts * self.reply_requests_per_call * 86_400 / self.replies_min_interval_s
+        return math.ceil(per_day)
+
+    @property
+    def poll_requests_per_day(self) -> float:
+        """This source's even share of 80 % of the daily quota, less its replies' spend."""
+        share = self.quota_per_day * QUOTA_SHARE / self.budget_sharers
+        return max(share - self.reply_requests_per_day, 1.0)
+
     @property
     def interval(self) -> timedelta:
-        """``every``, stretched so a day of polls spends at most 80 % of the daily quota."""
+        """``every``, stretched so a day of polls and replies spends at most this source's
+        share of 80 % of the daily quota."""
         if is_loopback(self.endpoint()):
             return self.config.every
-        budget_s = 86_400 * self.requests_per_poll / (self.quota_per_day * QUOTA_SHARE)
+        budget_s = 86_400 * self.requests_per_poll / self.poll_requests_per_day
         return max(super().interval, timedelta(seconds=budget_s))
 
     def limits(self) -> dict[str, Any]:
         return {
             "min_interval_s": self.min_interval_s,
             "quota_units_per_day": self.quota_per_day,
+            "budget_shared_by": self.budget_sharers,
             "requests_per_poll": self.requests_per_poll,
+            "reply_requests_per_day": self.reply_requests_per_day,
             "interval_from_quota_s": round(self.interval.total_seconds()),
             "max_results_per_call": self.config.pagesize,
             "max_requests_per_second": 30,
         }
+
+    def paused_until(self, state: SourceState) -> datetime | None:
+        found = [_parse_time(state.cursor.get(k)) for k in ("backoff_until", "quota_spent_until")]
+        return max((when for when in found if when is not None), default=None)
 
     def describe(self) -> str:
         key = "app key ****" if self.app_key else "no app key"
@@ -115,6 +163,8 @@ class StackExchangeSource(Source):
     # ------------------------------------------------------------------------ polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self.terms():
+            return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         marks = dict(state.cursor.get("marks") or {})
         waiting = _parse_time(state.cursor.get("backoff_until"))
@@ -144,6 +194,7 @@ class StackExchangeSource(Source):
             poll.warnings.append(f"the API asked for a {poll.backoff_s}s pause (backoff)")
         if poll.quota_remaining is not None and poll.quota_remaining < self.requests_per_poll:
             next_check_in = max(next_check_in or timedelta(0), _until_utc_midnight(now))
+            cursor["quota_spent_until"] = (now + _until_utc_midnight(now)).isoformat()
             poll.warnings.append(
                 f"daily quota nearly spent ({poll.quota_remaining} requests left); "
                 "waiting for it to reset at midnight UTC"
@@ -159,7 +210,6 @@ class StackExchangeSource(Source):
                 "quota_remaining": poll.quota_remaining,
                 "quota_max": poll.quota_max,
                 "requests": poll.requests,
-                "limits": self.limits(),
             },
         )
 
@@ -193,9 +243,14 @@ class StackExchangeSource(Source):
             params = {**params, "key": self.app_key}
         url = self.config.api_url.rstrip("/") + path
         try:
-            response = await self.context.http.get(self.name, url, params=params)
+            # The API's errors come as HTTP 400 with an error object that says which one.
+            response = await self.context.http.get(
+                self.name, url, params=params, accept_status=(400,)
+            )
         except SourceError as exc:
             raise self._explain(exc) from None
+        if response.status == 400:
+            raise self._explain(self._api_error(response))
         data = parse_json(self.name, response.body, f"Stack Exchange {path}")
         if not isinstance(data, dict) or not isinstance(data.get("items"), list):
             raise unexpected_shape(self.name, f"Stack Exchange {path}", "no `items` list")
@@ -203,18 +258,51 @@ class StackExchangeSource(Source):
             poll.note(data)
         return data
 
+    def _api_error(self, response: HttpResponse) -> SourceError:
+        """An HTTP 400 answer, by its error object (`error_id`, `error_name`,
+        `error_message`): a throttle waits until it clears, a key problem names `key`."""
+        error_id, name, message = _error_object(response.body)
+        detail = f"{name or 'error'} {error_id or ''}: {message}".replace(" :", ":")
+        if name == "throttle_violation" or error_id == 502:
+            now = datetime.now(UTC)
+            found = _AVAILABLE_IN.search(message)
+            # Without a number, assume the daily quota is what ran out: it resets at
+            # midnight UTC, and asking sooner only prolongs the block.
+            wait = timedelta(seconds=int(found.group(1))) if found else _until_utc_midnight(now)
+            return SourceError(
+                self.name,
+                f"throttled by the API ({detail})",
+                hint="this IP's requests are used up (other software behind the same address "
+                "counts too); the source waits until the API says it clears"
+                + ("" if self.app_key else f" — sources[{self.name!r}].key raises the quota"),
+                retry_after=min(wait, MAX_RETRY_AFTER),
+            )
+        if name in _KEY_ERRORS or (name == "bad_parameter" and message.strip() == "key"):
+            return SourceError(
+                self.name,
+                f"the API refused the app key ({detail})",
+                hint=f"check sources[{self.name!r}].key (an app key from "
+                "https://stackapps.com/apps/oauth/register) or remove it",
+                permanent=True,
+            )
+        if name == "bad_parameter":
+            return SourceError(
+                self.name,
+                f"the API rejected a parameter ({detail})",
+                hint=f"check sources[{self.name!r}].sites (API site names such as "
+                "stackoverflow or superuser) and the search terms",
+                permanent=True,
+            )
+        return SourceError(
+            self.name,
+            f"the API refused the request (HTTP 400 {detail})",
+            hint=f"check sources[{self.name!r}].sites and .key; will retry with backoff",
+        )
+
     def _explain(self, error: SourceError) -> SourceError:
         """The API's own errors, in its terms; never with the app key in the text."""
         status = http_status(error)
-        if status == 400:
-            error = SourceError(
-                self.name,
-                "the API refused the request (HTTP 400): a throttle violation, an unknown site, "
-                "an invalid key or a bad parameter",
-                hint=f"check sources[{self.name!r}].sites and .key; a throttle violation clears "
-                "by itself and the source backs off meanwhile",
-            )
-        elif status in (401, 402, 403):
+        if status in (401, 402, 403):
             error = SourceError(
                 self.name,
                 f"access denied (HTTP {status})",
@@ -245,7 +333,7 @@ class StackExchangeSource(Source):
             html=body,
             published_at=datetime.fromtimestamp(item["creation_date"], UTC),
             thread_key=f"stackexchange:{site}:{question_id}",
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={
                 "site": site,
                 "type": "answer" if is_answer else "question",
@@ -356,6 +444,22 @@ def _identity(item: Any) -> tuple[int, str] | None:
     if isinstance(item.get("question_id"), int):
         return item["question_id"], "question"
     return None
+
+
+def _error_object(body: bytes) -> tuple[int | None, str, str]:
+    """(error_id, error_name, error_message) of an error answer; blanks if it is none."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None, "", body[:120].decode("utf-8", "replace").strip()
+    if not isinstance(data, dict):
+        return None, "", ""
+    error_id = data.get("error_id")
+    return (
+        error_id if isinstance(error_id, int) else None,
+        str(data.get("error_name") or ""),
+        str(data.get("error_message") or "")[:300],
+    )
 
 
 def _until_utc_midnight(now: datetime) -> timedelta:

@@ -25,9 +25,11 @@ Cannot see: comments on other channels' videos, captions, videos not yet in sear
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
@@ -36,9 +38,10 @@ from monitor.durations import Duration
 from monitor.matching import parse_query, search_terms
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
-from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, secret_tag
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import SeenWindow, iso, parse_time
+from sources.searchkit import nothing_to_search
 
 try:
     PACIFIC: Any = ZoneInfo("America/Los_Angeles")
@@ -110,6 +113,9 @@ class YoutubeSource(Source):
     # Videos per search page, and comment threads per commentThreads page (API maximums).
     max_results_per_call: ClassVar[int] = 50
     max_comment_threads_per_call: ClassVar[int] = 100
+    # Listing the brand channel's replies costs one unit a call; every 15 minutes that is
+    # 96 units a day per channel, set aside from the quota before polls are planned.
+    replies_min_interval_s: ClassVar[float] = 900.0
     Config = YoutubeConfig
     config: YoutubeConfig
 
@@ -131,23 +137,42 @@ class YoutubeSource(Source):
         comments = COMMENTS_COST_UNITS if self.config.channel_id else 0
         return len(self._queries()) * SEARCH_COST_UNITS + comments
 
+    def budget_key(self) -> str:
+        """The quota belongs to the Google Cloud project of the API key."""
+        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        host = urlsplit(self.config.api_url).hostname or self.config.api_url
+        return f"YouTube quota of API key {secret_tag(key)} at {host}"
+
+    def reply_units_per_day(self) -> int:
+        """What listing the brand channel's replies may spend a day, at most: one call per
+        `brand.accounts.youtube` entry that names a channel (or falls back to channel_id)."""
+        accounts = self.context.brand.accounts.get(self.kind, [])
+        calling = [a for a in accounts if a.startswith("UC") or self.config.channel_id]
+        return math.ceil(len(calling) * COMMENTS_COST_UNITS * 86_400 / self.replies_min_interval_s)
+
+    def daily_units(self) -> int:
+        """Units polls may spend today: this source's even share of `quota_units_per_day`
+        (sources on the same key split it), less what replies may spend."""
+        share = self.config.quota_units_per_day // self.budget_sharers
+        return max(share - self.reply_units_per_day(), 0)
+
     def budget_interval(self, used: int = 0, now: datetime | None = None) -> timedelta:
         """Spread what is left of today's quota evenly over what is left of the day."""
         now = now or datetime.now(UTC)
         midnight = next_pacific_midnight(now)
-        polls_left = (self.config.quota_units_per_day - used) // max(self.units_per_poll(), 1)
+        polls_left = (self.daily_units() - used) // max(self.units_per_poll(), 1)
         if polls_left <= 0:
             return midnight - now
         return max((midnight - now) / polls_left, self.interval)
 
     def limits(self) -> dict[str, Any]:
-        full_day = timedelta(days=1) / max(
-            self.config.quota_units_per_day // max(self.units_per_poll(), 1), 1
-        )
+        full_day = timedelta(days=1) / max(self.daily_units() // max(self.units_per_poll(), 1), 1)
         delay = max(full_day, self.interval)
         return {
             "expected_delay_s": round(delay.total_seconds()),
             "quota_units_per_day": self.config.quota_units_per_day,
+            "budget_shared_by": self.budget_sharers,
+            "reply_units_per_day": self.reply_units_per_day(),
             "units_per_poll": self.units_per_poll(),
             "search_cost_units": SEARCH_COST_UNITS,
             "comment_threads_cost_units": COMMENTS_COST_UNITS,
@@ -161,13 +186,15 @@ class YoutubeSource(Source):
     # ----------------------------------------------------------------------- polling
 
     async def fetch(self, state: SourceState) -> FetchResult:
+        if not self._queries() and not self.config.channel_id:
+            return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         quota = state.cursor.get("quota")
         today = isinstance(quota, dict) and quota.get("day") == pacific_day(now)
         used = int(quota.get("used", 0)) if today else 0  # type: ignore[union-attr]
         videos = SeenWindow.load(state.cursor.get("videos"), self.config.overlap)
         comments = SeenWindow.load(state.cursor.get("comments"), timedelta(minutes=10))
-        if used + self.units_per_poll() > self.config.quota_units_per_day:
+        if used + self.units_per_poll() > self.daily_units():
             result = FetchResult([], cursor=dict(state.cursor))
             result.next_check_in = next_pacific_midnight(now) - now
             result.warnings.append(
@@ -199,9 +226,9 @@ class YoutubeSource(Source):
 
     def _stats(self, used: int, wait: timedelta) -> dict[str, Any]:
         return {
-            "quota_units_per_day": self.config.quota_units_per_day,
+            "quota_units_for_polls": self.daily_units(),
             "quota_used_today": used,
-            "quota_left_today": max(self.config.quota_units_per_day - used, 0),
+            "quota_left_today": max(self.daily_units() - used, 0),
             "units_per_poll": self.units_per_poll(),
             "poll_interval_s": round(wait.total_seconds()),
             "expected_delay_s": round(wait.total_seconds()),
@@ -289,7 +316,7 @@ class YoutubeSource(Source):
             author_url=f"https://www.youtube.com/channel/{channel}" if channel else "",
             published_at=parse_time(snippet.get("publishedAt")),
             thread_key=url,
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={"channel_id": channel, "live": snippet.get("liveBroadcastContent") or "none"},
         )
 
@@ -312,7 +339,7 @@ class YoutubeSource(Source):
             author_url=str(details.get("authorChannelUrl") or ""),
             published_at=parse_time(details.get("publishedAt")),
             thread_key=_thread_url(video, str(thread.get("id") or comment)),
-            watchlist_hint=self.config.watchlist or "",
+            watchlist_hint=self.watchlist_hint(),
             extra={"video_id": video, "likes": details.get("likeCount")},
         )
 

@@ -77,7 +77,10 @@ def make_config(sqlite_url: str) -> Callable[..., Config]:
 
 @pytest.fixture
 async def make_daemon(make_config: Callable[..., Config]) -> AsyncIterator[Callable[..., Daemon]]:
-    """make_daemon(**config_overrides) → an opened-on-demand Daemon printing alerts to .console."""
+    """make_daemon(**config_overrides) → an opened-on-demand Daemon printing alerts to .console.
+
+    Every daemon a test made is closed at teardown (sources, sinks, engine disposed), also
+    when the test failed half-way; closing one the test already closed does nothing."""
     created: list[Daemon] = []
 
     def factory(config: Config | None = None, **overrides: Any) -> Daemon:
@@ -86,6 +89,8 @@ async def make_daemon(make_config: Callable[..., Config]) -> AsyncIterator[Calla
         return daemon
 
     yield factory
+    for daemon in created:
+        await daemon.close()
 
 
 @asynccontextmanager

@@ -60,3 +60,25 @@ def test_transformer_config_without_a_model_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "classify.transformer.model_dir is empty" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_tagged_is_computed_from_the_configs_brand_handles(tmp_path: Path) -> None:
+    """With a config, a line that @-mentions brand.accounts is tagged, as in the daemon; a
+    question to the brand then needs a reply. Without one, nothing is tagged."""
+    path = write_config(
+        tmp_path / "config.yaml", base_config_dict(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    )
+    lines = [
+        json.dumps({"text": "@AcmeCloud is the Frankfurt region live yet?", "lang": "en"}),
+        json.dumps({"text": "@globex is the Frankfurt region live yet?", "lang": "en"}),
+        json.dumps({"text": "is the Frankfurt region live yet?", "lang": "en", "tagged": True}),
+        json.dumps({"text": "hello", "tagged": "yes"}),
+    ]
+    out = [json.loads(line) for line in classify(lines, "-c", str(path)).stdout.splitlines()]
+    assert [o.get("tagged") for o in out[:3]] == [True, False, True]
+    assert [o.get("needs_reply") for o in out[:3]] == [True, False, True]
+    assert "tagged" in out[3]["error"]
+
+    (tmp_path / "no-config").mkdir()
+    without_config = json.loads(classify(lines[:1], cwd=tmp_path / "no-config").stdout)
+    assert (without_config["tagged"], without_config["needs_reply"]) == (False, False)

@@ -23,7 +23,15 @@ VOCAB = ["[UNK]", "good", "bad", "service", "acme", "बहुत", "खरा�
 DIM = 8
 
 
-def build_model(directory: Path, id2label: dict[str, str] | None = None, seed: int = 0) -> Any:
+def build_model(
+    directory: Path,
+    id2label: dict[str, str] | None = None,
+    seed: int = 0,
+    *,
+    metadata: dict[str, str] | None = None,
+    model_version: int = 0,
+    config: dict[str, Any] | None = None,
+) -> Any:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -59,6 +67,9 @@ def build_model(directory: Path, id2label: dict[str, str] | None = None, seed: i
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    model.model_version = model_version
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     directory.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(directory / "model.onnx"))
@@ -72,8 +83,9 @@ def build_model(directory: Path, id2label: dict[str, str] | None = None, seed: i
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
     )
     tokenizer.save(str(directory / "tokenizer.json"))
-    if id2label is not None:
-        (directory / "config.json").write_text(json.dumps({"id2label": id2label}))
+    if id2label is not None or config is not None:
+        written = dict(config or {}) | ({"id2label": id2label} if id2label is not None else {})
+        (directory / "config.json").write_text(json.dumps(written))
     return embedding, weights, bias
 
 
@@ -107,6 +119,38 @@ def test_label_order_comes_from_config_json(tmp_path: Path) -> None:
     result = TransformerBackend(tmp_path / "m", ["en"]).score("good service", "en")
     p = expected(["good", "service"], embedding, weights, bias)
     assert np.allclose([result.positive, result.negative, result.neutral], p, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "model_version", "config", "label"),
+    [
+        ({"version": "2024.06-int8"}, 0, None, "transformer/m@2024.06-int8"),
+        ({}, 3, None, "transformer/m@3"),
+        (
+            {},
+            0,
+            {
+                "_name_or_path": "cardiffnlp/twitter-xlm-roberta-base-sentiment",
+                "version": "2",
+                "id2label": {"0": "negative", "1": "neutral", "2": "positive"},
+            },
+            "transformer/twitter-xlm-roberta-base-sentiment@2",
+        ),
+        ({"name": "acme-sentiment", "version": "7"}, 1, None, "transformer/acme-sentiment@7"),
+        ({}, 0, None, "transformer/m"),  # nothing in the metadata: the directory is all we have
+    ],
+)
+def test_label_names_the_model_version_from_its_metadata(
+    tmp_path: Path,
+    metadata: dict[str, str],
+    model_version: int,
+    config: dict[str, Any] | None,
+    label: str,
+) -> None:
+    build_model(tmp_path / "m", metadata=metadata, model_version=model_version, config=config)
+    backend = TransformerBackend(tmp_path / "m", ["en"])
+    assert backend.label == label
+    assert backend.score("good service", "en").backend == label
 
 
 def test_long_input_is_truncated_not_fatal(tmp_path: Path) -> None:

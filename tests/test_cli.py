@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from monitor.cli import main
+from monitor.config import load_config
+from monitor.store import Store
+from monitor.store import mentions as mention_store
 from tests.conftest import base_config_dict, deep_merge
 from tests.helpers.process import ROOT, write_config
 
@@ -173,3 +178,30 @@ def test_workflow_commands_change_state_and_log_who(
     assert row["id"] == 2 and row["state_by"].startswith("cli")
     assert main(["resolve", "-c", str(stored_config), "99"]) == 1
     assert "no mention with id 99" in capsys.readouterr().err
+
+
+def test_answer_link_must_be_http_and_a_refused_link_changes_nothing(
+    stored_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def mention_one() -> dict[str, Any]:
+        store = await Store.open(load_config(stored_config).database)
+        try:
+            async with store.read() as connection:
+                row = await mention_store.get(connection, 1)
+        finally:
+            await store.dispose()
+        assert row is not None
+        return row
+
+    for bad in ("javascript:alert(1)", "data:text/html,<b>x</b>", "/relative", "https://"):
+        assert main(["answer", "-c", str(stored_config), "1", "--link", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"monitor answer: --link {bad!r} is not an http(s) URL" in err
+    row = asyncio.run(mention_one())
+    assert (row["state"], row["answer_url"]) == ("open", None)
+
+    link = "https://m.test/@acme/9?q=<x>"
+    assert main(["answer", "-c", str(stored_config), "1", "--link", link]) == 0
+    assert "open → answered" in capsys.readouterr().out
+    row = asyncio.run(mention_one())
+    assert (row["state"], row["answer_url"]) == ("answered", "https://m.test/@acme/9?q=%3Cx%3E")

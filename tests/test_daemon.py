@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -79,6 +81,45 @@ async def test_run_once_without_alerts_seeds_quietly(
             assert await outbox.counts(connection) == {}
     finally:
         await store.dispose()
+
+
+async def test_no_alerts_runs_store_backfill_that_report_never_counts_as_overdue(
+    tmp_path: Path, local_server: LocalServer
+) -> None:
+    """`run --once --no-alerts` after the first poll: nobody was told, so nothing is overdue."""
+    first, second = feed_items(2)
+    path = process_config(
+        tmp_path,
+        watchlists=[{"name": "brand", "query": "acme", "reply_within": "1s"}],
+        sources=[{"type": "rss", "name": "blog", "url": local_server.url("/feed")}],
+        alerts={"console": {"enabled": True}, "backfill_first_poll": True},
+    )
+    local_server.serve_bytes("/feed", rss([first]))
+    code, _, stderr = await run_monitor(tmp_path, "run", "--once", "--no-alerts", "-c", str(path))
+    assert code == 0, stderr
+    # published after the source and the watchlist were set up: not old news by any other rule
+    second["published"] = datetime.now(UTC)
+    local_server.serve_bytes("/feed", rss([first, second]))
+    code, stdout, stderr = await run_monitor(
+        tmp_path, "run", "--once", "--no-alerts", "-c", str(path)
+    )
+    assert code == 0, stderr
+    assert "━━" not in stdout  # nothing alerted
+
+    code, stdout, stderr = await run_monitor(tmp_path, "mentions", "--json", "-c", str(path))
+    assert code == 0, stderr
+    stored = [json.loads(line) for line in stdout.splitlines()]
+    assert sorted((m["title"], m["backfill"]) for m in stored) == [
+        ("Acme Cloud problem 0", True),
+        ("Acme Cloud problem 1", True),
+    ]
+    await asyncio.sleep(1.1)  # past reply_within: an alerted mention would now be overdue
+    code, stdout, stderr = await run_monitor(tmp_path, "report", "--json", "-c", str(path))
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert (report["total"], report["backfill"]) == (2, 2)
+    assert report["overdue"] == [] and report["needing_attention"] == 0
+    assert report["within_sla_share"] is None  # no SLA to miss for what was never alerted
 
 
 def process_config(tmp_path: Path, **overrides: Any) -> Path:
@@ -162,3 +203,13 @@ async def test_healthcheck_fresh_stale_and_missing(
         assert code == 1 and "unhealthy: last heartbeat 5m" in out
     finally:
         await store.dispose()
+
+
+async def test_close_is_safe_before_open_and_twice(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon()
+    await daemon.close()  # never opened: nothing to close
+    await daemon.open()
+    engine = daemon.store.engine
+    await daemon.close()
+    assert engine.pool.checkedout() == 0
+    await daemon.close()  # and the fixture's teardown closes it once more

@@ -55,6 +55,29 @@ async def test_escalations_thread_under_the_first_alert(smtp: SmtpServer) -> Non
     assert str(reply["Subject"]).startswith("Re: [brand-monitor]")
 
 
+async def test_implicit_tls_on_port_465_style_server(tmp_path: Path) -> None:
+    """`security: tls`: TLS from the first byte (no STARTTLS), login inside it."""
+    server = SmtpServer(tmp_path, implicit_tls=True).start()
+    try:
+        sink = EmailSink(EmailConfig(**server.config()))
+        assert sink.describe().endswith(", tls)")
+        delivery = await sink.send(alert())
+        assert delivery.ok, delivery.error
+        (message,) = server.messages
+        assert message["Message-ID"] == delivery.provider_id
+        assert server.envelopes[0].rcpt_tos == ["support@acme.example"]
+        # the login happens inside the TLS connection, and is checked
+        wrong = EmailSink(EmailConfig(**server.config(password="wrong")))
+        assert (await wrong.send(alert())).permanent
+        # the same server refuses a client that expects to upgrade a plain connection
+        starttls = EmailSink(EmailConfig(**server.config(security="starttls", timeout="2s")))
+        refused = await starttls.send(alert())
+        assert not refused.ok and "check alerts.email.host, port and security" in refused.error
+        assert len(server.messages) == 1
+    finally:
+        server.stop()
+
+
 async def test_wrong_password_is_permanent_and_names_the_keys(smtp: SmtpServer) -> None:
     sink = EmailSink(EmailConfig(**smtp.config(password="wrong")))
     delivery = await sink.send(alert())

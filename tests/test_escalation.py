@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from alerts.escalation import due_step
+from alerts.slack import SlackConfig
 from alerts.slack_interactive import SlackInteractive
 from monitor.config import Config, EscalationConfig, WatchlistConfig
 from monitor.daemon import Daemon
 from monitor.mention import BrandReply, Mention
 from monitor.pipeline import Pipeline
 from monitor.replies import poll_replies
-from monitor.store import Store, events
+from monitor.store import Store, events, outbox
 from monitor.store import mentions as mention_store
 from monitor.store import sources as source_store
 from sources.base import FetchResult, Source, SourceConfig, SourceContext
@@ -137,13 +139,7 @@ async def test_answer_dialog_and_wrong_sentiment_buttons(
             first_run=False,
             next_check_at=datetime.now(UTC),
         )
-        slack_config = (
-            type(config.alerts)
-            .model_fields["slack"]
-            .annotation.__args__[0](  # type: ignore[union-attr]
-                token="xoxb-test", channel="#a", api_url=slack.api_url
-            )
-        )
+        slack_config = SlackConfig(token="xoxb-test", channel="#a", api_url=slack.api_url)
         interactive = SlackInteractive(store, slack_config)
         assert await interactive.dispatch(button_payload("bm_answered", "1")) == 200
         (opened,) = slack.of("views.open")
@@ -162,7 +158,19 @@ async def test_answer_dialog_and_wrong_sentiment_buttons(
                 }
             },
         )
-        assert await interactive.dispatch(copy.deepcopy(submission)) == 200  # refused: not http(s)
+        refused = await interactive.app.async_dispatch(
+            AsyncBoltRequest(body=copy.deepcopy(submission), mode="socket_mode")
+        )
+        assert refused.status == 200
+        assert json.loads(refused.body) == {
+            "response_action": "errors",
+            "errors": {"reply_link": "Use an http(s) link"},
+        }
+        async with store.read() as connection:
+            row = await mention_store.get(connection, 1)
+            log = await events.for_mention(connection, 1)
+        assert row is not None and (row["state"], row["answer_url"]) == ("open", None)
+        assert "state_changed" not in [e["kind"] for e in log]
         submission["view"]["state"]["values"]["reply_link"]["url"]["value"] = (
             "https://f.test/1#reply"
         )
@@ -190,6 +198,124 @@ async def test_answer_dialog_and_wrong_sentiment_buttons(
         assert [e["kind"] for e in log][-2:] == ["state_changed", "corrected"]
     finally:
         await store.dispose()
+
+
+def press(message: Any, message_ref: str, action_id: str, user: str) -> dict[str, Any]:
+    """The block_actions payload Slack sends when ``user`` presses a button of ``message``
+    (posted as ``message_ref``, "channel:ts"): the recorded fixture with the pressed
+    element, its block and its message as they were posted."""
+    (actions,) = [b for b in message.args["blocks"] if b["type"] == "actions"]
+    (button,) = [e for e in actions["elements"] if e["action_id"] == action_id]
+    channel, ts = message_ref.split(":")
+    payload = json.loads((FIXTURES / "block_actions_button.json").read_text())
+    payload["user"].update(id=user, username=user.lower(), name=user.lower())
+    payload["container"].update(message_ts=ts, channel_id=channel, is_ephemeral=False)
+    payload["channel"]["id"] = channel
+    payload["actions"] = [{**button, "block_id": actions["block_id"], "action_ts": ts}]
+    return payload
+
+
+async def test_assign_resolve_and_not_relevant_buttons_record_who_and_when_and_redraw(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    slack = FakeSlack(local_server)
+    other = {
+        **COMPLAINT,
+        "id": "c2",
+        "link": "https://forum.test/t/2",
+        "title": "Acme Cloud deleted my database",
+        "text": "Acme Cloud deleted my production database during maintenance. Horrible, "
+        "I lost a week of work and nobody cares.",
+    }
+    local_server.serve_bytes("/feed.xml", rss([COMPLAINT, other]))
+    daemon = make_daemon(
+        watchlists=[{"name": "brand", "query": "acme"}],
+        sources=[{"type": "rss", "name": "forum", "url": local_server.url("/feed.xml")}],
+        alerts={
+            "console": {"enabled": False},
+            "slack": {
+                "token": "xoxb-test",
+                "channel": "#brand-alerts",
+                "api_url": slack.api_url,
+                "app_token": "xapp-test",
+            },
+            "digest": {"enabled": False},
+        },
+    )
+    await daemon.run_once()
+    first, second = slack.of("chat.postMessage")
+    await daemon.open()
+    try:
+        interactive = SlackInteractive(
+            daemon.store,
+            daemon.sinks["slack"].config,  # type: ignore[arg-type]
+            daemon.check_alerts,
+        )
+
+        async def click(message: Any, action_id: str, user: str) -> tuple[dict, list, Any]:
+            """Press, wait for the redraw; the mention, the press's events and the chat.update."""
+            mention_id = int(message.args["blocks"][-1]["block_id"].removeprefix("mention:"))
+            async with daemon.store.read() as connection:
+                (alert,) = await outbox.rows_with_prefix(connection, f"mention:{mention_id}:")
+            updates = len(slack.of("chat.update"))
+            before = datetime.now(UTC)
+            payload = press(message, alert.provider_id, action_id, user)
+            assert await interactive.dispatch(payload) == 200
+            await interactive.idle()
+            after = datetime.now(UTC)
+            async with daemon.store.read() as connection:
+                mention = await mention_store.get(connection, mention_id)
+                log = await events.for_mention(connection, mention_id)
+            assert mention is not None
+            pressed = [e for e in log if e["actor"] == f"slack:{user}"]
+            assert pressed and all(before <= e["at"] <= after for e in pressed)
+            assert before <= mention["state_at"] <= after
+            (update,) = slack.of("chat.update")[updates:]  # the alert message, redrawn once
+            assert f"{update.args['channel']}:{update.args['ts']}" == alert.provider_id
+            return mention, pressed, update
+
+        # Assign to me: assignee, acknowledged (the ladder stops), buttons stay
+        mention, pressed, update = await click(first, "bm_assign", "W111")
+        assert (mention["assignee"], mention["state"], mention["state_by"]) == (
+            "slack:W111",
+            "acknowledged",
+            "slack:W111",
+        )
+        assert [(e["kind"], e["data"].get("to")) for e in pressed] == [
+            ("assigned", "slack:W111"),
+            ("state_changed", "acknowledged"),
+        ]
+        drawn = json.dumps(update.args["blocks"])
+        assert "acknowledged* by <@W111>" in drawn and "assigned to <@W111>" in drawn
+        assert any(b["type"] == "actions" for b in update.args["blocks"])
+
+        # Resolve, by someone else: resolved by them, still assigned, no more buttons
+        mention, pressed, update = await click(first, "bm_resolve", "W222")
+        assert (mention["state"], mention["state_by"], mention["assignee"]) == (
+            "resolved",
+            "slack:W222",
+            "slack:W111",
+        )
+        assert [(e["kind"], e["data"]) for e in pressed] == [
+            ("state_changed", {"from": "acknowledged", "to": "resolved"})
+        ]
+        drawn = json.dumps(update.args["blocks"])
+        assert "resolved* by <@W222>" in drawn and "assigned to <@W111>" in drawn
+        assert not any(b["type"] == "actions" for b in update.args["blocks"])
+
+        # Not relevant: ignored with a reason in the log, no more buttons
+        mention, pressed, update = await click(second, "bm_ignore", "W333")
+        assert (mention["state"], mention["state_by"]) == ("ignored", "slack:W333")
+        assert [(e["kind"], e["data"]) for e in pressed] == [
+            (
+                "state_changed",
+                {"from": "open", "to": "ignored", "reason": "not relevant (Slack)"},
+            )
+        ]
+        assert "ignored* by <@W333>" in json.dumps(update.args["blocks"])
+        assert not any(b["type"] == "actions" for b in update.args["blocks"])
+    finally:
+        await daemon.close()
 
 
 class RepliesSource(Source):
@@ -285,5 +411,65 @@ async def test_brand_reply_answers_the_thread_and_a_new_message_reopens_it(
         await store.dispose()
 
 
-async def _unused(_: web.Request) -> web.Response:  # pragma: no cover
-    return web.Response()
+def hn_hit(object_id: int, author: str, text: str, at: datetime, parent: int) -> dict[str, Any]:
+    """A comment in the shape of Algolia's HN search_by_date hits (see fixtures/hackernews)."""
+    return {
+        "_tags": ["comment", f"author_{author}", "story_41000001"],
+        "author": author,
+        "comment_text": f"<p>{text}</p>",
+        "created_at_i": int(at.timestamp()),
+        "objectID": str(object_id),
+        "parent_id": parent,
+        "story_id": 41000001,
+        "story_title": "Ask HN: which cloud do you use?",
+    }
+
+
+async def test_run_once_marks_threads_answered_from_brand_replies_before_the_checks(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """Cron installs only ever `run --once`: brand replies must be polled there too."""
+    slack = FakeSlack(local_server)
+    now = datetime.now(UTC)
+    complaint = hn_hit(41000010, "carol", COMPLAINT["text"], now - timedelta(minutes=20), 41000001)
+    brand_replies: list[dict[str, Any]] = []
+
+    async def search_by_date(request: web.Request) -> web.Response:
+        if "author_acmecloud" in request.query.get("tags", ""):
+            return web.json_response({"hits": brand_replies, "nbPages": 1, "page": 0})
+        return web.json_response({"hits": [complaint], "nbPages": 1, "page": 0})
+
+    local_server.route("/hn/search_by_date", search_by_date)
+    overrides = {
+        "brand": {"name": "Acme Cloud", "accounts": {"hackernews": "acmecloud"}},
+        "watchlists": [{"name": "brand", "query": "acme", "reply_within": "1s"}],
+        "sources": [{"type": "hackernews", "name": "hn", "api_url": local_server.url("/hn")}],
+        "alerts": {
+            "console": {"enabled": False},
+            "slack": {"token": "xoxb-test", "channel": "#brand-alerts", "api_url": slack.api_url},
+            "digest": {"enabled": False},
+        },
+    }
+    await make_daemon(**overrides).run_once()
+    assert len(slack.of("chat.postMessage")) == 1  # negative: alerted at once, not answered
+    assert slack.of("chat.update") == []
+
+    reply_at = now - timedelta(minutes=5)
+    brand_replies.append(hn_hit(41000020, "acmecloud", "Sorry! Refunded.", reply_at, 41000010))
+    await asyncio.sleep(1.1)  # past reply_within: only the reply keeps it off the ladder
+    await make_daemon(**overrides).run_once()
+    assert len(slack.of("chat.postMessage")) == 1  # no escalation for an answered thread
+    (update,) = slack.of("chat.update")
+    assert update.args["ts"] == "1700000000.000001"
+    assert "answered" in json.dumps(update.args["blocks"])
+    store = await Store.open(make_daemon(**overrides).config.database)
+    try:
+        async with store.read() as connection:
+            (mention,) = await mention_store.list_mentions(connection)
+    finally:
+        await store.dispose()
+    assert (mention["state"], mention["answer_url"]) == (
+        "answered",
+        "https://news.ycombinator.com/item?id=41000020",
+    )
+    assert mention["answered_at"] == reply_at.replace(microsecond=0)

@@ -21,7 +21,7 @@ from monitor.daemon import Daemon
 from sources.base import SourceError
 from sources.http import MAX_RETRY_AFTER, HttpClient, parse_retry_after, safe_url
 from tests.helpers.feeds import FEED_FIXTURES, gzip_bomb, health_of
-from tests.helpers.servers import LocalServer, rss
+from tests.helpers.servers import LocalServer, drop_connection, rss
 
 CORPUS = FEED_FIXTURES / "compression"
 FEED = rss([{"id": "1", "title": "Acme Cloud news", "link": "https://x.test/1", "text": "hi"}])
@@ -276,6 +276,28 @@ async def test_connection_refused_names_host_and_port(client: HttpClient) -> Non
     error = await failure(client.get("blog", f"http://127.0.0.1:{port}/feed"))
     assert f"blog: cannot connect to 127.0.0.1:{port}" in str(error)
     assert "check the host name" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("reset", "detail"),
+    [(True, "(ECONNRESET: Connection reset by peer)"), (False, "(server disconnected)")],
+    ids=["rst", "fin"],
+)
+async def test_a_connection_dropped_before_the_answer_says_so_with_a_hint(
+    local_server: LocalServer, client: HttpClient, reset: bool, detail: str
+) -> None:
+    async def drop(request: web.Request) -> web.Response:
+        drop_connection(request, reset=reset)
+        return web.Response()  # never sent: the connection is gone
+
+    local_server.route("/feed", drop)
+    error = await failure(client.get("blog", local_server.url("/feed") + "?key=s3cret"))
+    assert str(error).startswith(
+        f"blog: 127.0.0.1 closed the connection before sending a response {detail} — "
+    )
+    assert "will retry with backoff" in error.hint and "firewall" in error.hint
+    assert not error.permanent and error.retry_after is None  # ordinary backoff
+    assert "s3cret" not in str(error)
 
 
 async def test_invalid_url_is_permanent(client: HttpClient) -> None:

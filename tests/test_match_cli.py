@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -124,7 +126,7 @@ STORED = [
 ]
 
 
-async def seed(config_path: Path) -> Path:
+async def seed(config_path: Path, stored: list[tuple[str, str, int]] | None = None) -> Path:
     from monitor.config import load_config
 
     config: Config = load_config(str(config_path))
@@ -136,7 +138,7 @@ async def seed(config_path: Path) -> Path:
             Mention(
                 key, f"https://blog.test/{key}", text=text, published_at=NOW - timedelta(hours=h)
             )
-            for key, text, h in STORED
+            for key, text, h in (STORED if stored is None else stored)
         ]
         await Pipeline(store, config).ingest(
             "blog", FetchResult(items), first_run=False, next_check_at=NOW, now=NOW
@@ -212,6 +214,55 @@ async def test_backtest_text_report_lists_changes_and_alerts(tmp_path: Path) -> 
     assert any("-brand" in line and "no alert" in line and "hiring" in line for line in lines)
     assert any("would alert console (negative" in line and "outage" in line for line in lines)
     assert lines[-1].startswith("backtest: 4 stored mentions since ")  # all the old config kept
+
+
+def test_backtest_piped_into_head_exits_quietly(tmp_path: Path) -> None:
+    """`monitor backtest --json | head -1`: the reader leaves early, the command must stop
+    without a traceback, like any Unix tool killed by SIGPIPE."""
+    path = config_file(tmp_path, watchlists=[{"name": "brand", "query": "acme"}])
+    words = [
+        "outage",
+        "refund",
+        "login",
+        "billing",
+        "invoice",
+        "region",
+        "backup",
+        "latency",
+        "dashboard",
+        "api",
+        "storage",
+        "support",
+        "ticket",
+        "account",
+        "password",
+        "console",
+        "bucket",
+        "network",
+        "disk",
+        "quota",
+        "upgrade",
+        "plan",
+    ]
+    texts = [  # distinct enough that dedup keeps them apart: 60 entries, well over a pipe buffer
+        "Acme Cloud " + " ".join(random.Random(i).choices(words, k=300)) for i in range(60)
+    ]
+    asyncio.run(seed(path, [(f"rss:{i}", text, 1) for i, text in enumerate(texts)]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "backtest", "-c", str(path), "--since", "all", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()  # more than a pipe buffer is waiting behind it
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 141, stderr
+    assert json.loads(first)["id"] == 1
+    assert len(first) * 59 > 100_000  # beyond the pipe and stdout buffers: still writing
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
 
 
 def test_backtest_errors(tmp_path: Path) -> None:

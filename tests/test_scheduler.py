@@ -244,7 +244,7 @@ async def test_a_stream_outlives_a_database_error_while_loading_its_state(
             async with asyncio.timeout(5):
                 while "cannot load its state from the database" not in caplog.text:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
-        assert "check free disk space" in caplog.text
+        assert "free disk space and permissions); the stream is retried with backoff" in caplog.text
         assert not scheduler.streams["live"].done(), "the stream task died with the error"
         async with daemon.store.begin() as connection:
             await connection.exec_driver_sql("ALTER TABLE away RENAME TO source_state")

@@ -26,6 +26,7 @@ from tests.helpers.servers import LocalServer
 EXAMPLE = ROOT / "config.example.yaml"
 # Every ${VAR} of the example that lands in a SecretStr.
 SECRET_VARS = (
+    "APPRISE_URL",
     "BLUESKY_APP_PASSWORD",
     "GITHUB_TOKEN",
     "MASTODON_SOCIAL_TOKEN",
@@ -42,6 +43,7 @@ DB_PASSWORD = "PGSECRET-db-7Qx"
 
 def secret_env(database: str | None = None) -> dict[str, str]:
     env = {name: f"sekrit-{name.lower().replace('_', '-')}-7Qx" for name in SECRET_VARS}
+    env["APPRISE_URL"] = "json://127.0.0.1:9/sekrit-apprise-url-7Qx"  # the whole URL is secret
     env["MONITOR_DATABASE"] = (
         database or f"postgresql+asyncpg://monitor:{DB_PASSWORD}@127.0.0.1:1/monitor"
     )

@@ -3,13 +3,15 @@ intensifiers, "but", emoji, unknown languages, and the router."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from monitor.classify import Classifier
 from monitor.classify.base import from_compound
 from monitor.classify.emoji import emoji_valences
 from monitor.classify.languages import bengali_split_negation, persian_split_negation, rules_for
-from monitor.classify.lexicon import score_text
+from monitor.classify.lexicon import ALPHA, score_text
 from monitor.classify.vader_en import VaderBackend, cue_valence
 
 
@@ -119,10 +121,35 @@ def test_attached_negation_is_split_only_from_verbs() -> None:
     assert persian_split_negation("نرم") == ("نرم", False)  # "soft", not ن + رم
 
 
-def test_emoji_count_in_every_language(classifier: Classifier) -> None:
-    assert emoji_valences("😡😡😡😡😡") == [-3.0] * 3  # a run counts at most three times
-    assert label(classifier, "ডেলিভারি 😡😡", "bn") == "negative"
-    assert label(classifier, "सेवा 😍👍", "hi") == "positive"
+# "My order from Acme came today": no polar word, so the emoji alone decide.
+PLAIN = {
+    "en": "my order from acme came today",
+    "hi": "एक्मे से मेरा ऑर्डर आज आया",
+    "bn": "অ্যাকমি থেকে আমার অর্ডার আজ এসেছে",
+    "fa": "سفارشم از اکمی امروز رسید",
+}
+
+
+@pytest.mark.parametrize("language", sorted(PLAIN))
+def test_emoji_count_in_every_language(classifier: Classifier, language: str) -> None:
+    text = PLAIN[language]
+    assert label(classifier, text, language) == "neutral"
+    for emoji in ("😡😡", "👎", "🤬", "💩💩"):  # VADER alone scores each of these 0
+        assert label(classifier, f"{text} {emoji}", language) == "negative", emoji
+    assert label(classifier, f"{text} 😍👍", language) == "positive"
+
+
+def test_a_run_of_one_emoji_counts_at_most_three_times() -> None:
+    assert emoji_valences("😡😡😡😡😡") == [-3.0] * 3
+
+
+def test_english_emoji_are_counted_once_with_the_projects_valence() -> None:
+    """VADER reads ❤ as "red heart" and 🔥 as "fire"; those readings must not be added on
+    top of the project's valences (❤ +2.0, 🔥 +0.5)."""
+    vader = VaderBackend()
+    assert vader.compound("acme ❤") == pytest.approx(2.0 / math.sqrt(2.0**2 + ALPHA))
+    assert vader.compound("acme 🔥") == pytest.approx(0.5 / math.sqrt(0.5**2 + ALPHA))
+    assert VaderBackend(cues=False).compound("acme 🤬") == 0.0  # plain VADER stays plain
 
 
 def test_unknown_language_is_neutral_and_never_negative(classifier: Classifier) -> None:

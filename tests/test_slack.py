@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.base import Alert, Person
 from alerts.slack import SlackConfig, SlackSink
-from monitor.delivery import Deliverer
+from monitor.delivery import MAX_RETRY_DELAY, Deliverer, retry_delay
 from monitor.store import Store, outbox
 from monitor.store.outbox import OutboxItem
 from tests.helpers.fake_slack import FakeSlack
@@ -35,7 +36,15 @@ def hostile_mention(**overrides: Any) -> dict[str, Any]:
         "state_by": "daemon",
         "state_at": datetime.now(UTC),
         "spans": [[HOSTILE.index("acme cloud"), HOSTILE.index("acme cloud") + 10]],
-        "author_history": {"label": "often negative (3 of 4 earlier)"},
+        "signals": {
+            "author_mentions": 4,
+            "author_negative_share": 0.75,
+            "author_answered": False,
+            "same_text_count": 2,
+            "same_text_authors": 2,
+            "link_only": True,
+            "hints": ["link-only", "never-answered", "repeat-text"],
+        },
     }
     mention.update(overrides)
     return mention
@@ -87,7 +96,11 @@ async def test_mention_text_cannot_ping_or_disguise_links(local_server: LocalSer
     assert "javascript:" not in everything  # the author link was dropped
     assert "<https://blog.test/x%7C%3C!channel%3E|Open the post ↗>" in everything
     assert "<@UPRIYA>" in everything  # people from config are real mentions
-    assert "often negative (3 of 4 earlier)" in everything and "written in Hindi" in everything
+    assert "4 mentions by this author, 75% negative, never answered" in everything
+    assert (
+        "link-only: little more than links · never-answered · repeat-text: the same " in everything
+    )
+    assert "written in Hindi" in everything
     assert sent["link_names"] is False and sent["parse"] == "none"
 
 
@@ -156,3 +169,52 @@ async def test_webhook_mode_posts_without_threads_or_buttons(local_server: Local
     assert "thread_ts" not in sent and not any(b["type"] == "actions" for b in sent["blocks"])
     assert "<!channel>" not in calls[0].decode()
     assert (await webhook.update(alert(), "webhook-1")).ok and slack.calls == []
+
+
+async def test_a_long_retry_after_goes_back_to_the_outbox_for_exactly_that_long(
+    local_server: LocalServer, sqlite_url: str
+) -> None:
+    """Waiting 120 s inside the call would outlive the send timeout (30 s) and then be
+    retried after a generic 2 s; the outbox waits what Slack asked instead."""
+    slack = FakeSlack(local_server)
+    slack.fail("chat.postMessage", (429, {"Retry-After": "120"}))
+    store = await Store.open(sqlite_url)
+    try:
+        async with store.begin() as connection:
+            await outbox.enqueue(
+                connection,
+                [OutboxItem("storm:brand:y:slack", "storm", "slack", {"title": "Storm"})],
+                datetime.now(UTC),
+            )
+        deliverer = Deliverer(store, {"slack": sink(slack)})
+        before = datetime.now(UTC)
+        async with asyncio.timeout(10):  # not SEND_TIMEOUT_S, and not 120 s
+            stats = await deliverer.deliver_due()
+        after = datetime.now(UTC)
+        assert (stats.sent, stats.retried) == (0, 1)
+        assert len(slack.of("chat.postMessage")) == 1  # no retry inside the call
+        async with store.read() as connection:
+            row = await outbox.row(connection, "storm:brand:y:slack")
+        assert row.status == "pending"
+        assert before + timedelta(seconds=120) <= row.next_attempt_at
+        assert row.next_attempt_at <= after + timedelta(seconds=120)
+        assert row.last_error.startswith(
+            "slack: chat.postMessage failed: rate limited — retrying in 120s as Slack asked"
+        )
+
+        assert (await deliverer.deliver_due(now=before + timedelta(seconds=119))).sent == 0
+        assert len(slack.of("chat.postMessage")) == 1
+        assert (await deliverer.deliver_due(now=after + timedelta(seconds=120))).sent == 1
+        async with store.read() as connection:
+            assert await outbox.counts(connection) == {"sent": 1}
+    finally:
+        await store.dispose()
+
+
+def test_retry_delay_is_what_the_service_asked_for_whatever_the_attempt() -> None:
+    asked = timedelta(seconds=120)
+    assert [retry_delay(n, asked) for n in (1, 4, 8, 20)] == [asked] * 4
+    assert retry_delay(3, timedelta(hours=2)) == timedelta(hours=2)  # beyond the cap
+    assert retry_delay(3, timedelta(0)) == timedelta(seconds=1)  # never a busy loop
+    assert [retry_delay(n) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (2, 4, 8)]
+    assert retry_delay(20) == MAX_RETRY_DELAY

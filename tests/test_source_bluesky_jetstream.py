@@ -206,6 +206,38 @@ async def test_run_once_stores_exactly_the_matching_posts(
         await daemon.close()
 
 
+async def test_watchlist_narrows_the_prefilter_but_posts_must_still_match(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """With `watchlist:`, only that watchlist's terms pass the prefilter — a loose
+    superset (`"tic tac"` lets every post with "tic" through). What passes must still
+    match a watchlist query, or "soundcloud" posts would fill a `cloud` watchlist."""
+    brand = {"name": "brand", "query": '"government you" OR "tic tac"', "owner": "priya"}
+    watchlists = [brand, WATCHLISTS[1]]
+    prefilter = Prefilter([brand["query"]])
+    matcher = Matcher((w["name"], w["query"], []) for w in watchlists)
+    passed, matching = set(), set()
+    for raw in EVENTS:
+        commit = json.loads(raw).get("commit") or {}
+        if commit.get("collection") == POST_COLLECTION and commit.get("operation") == "create":
+            text = post_text(commit["record"])
+            if prefilter(text):
+                passed.add(commit["rkey"])
+                if matcher.match(MatchInput(text=text)):
+                    matching.add(commit["rkey"])
+    assert matching and passed - matching  # the prefilter lets some non-matches through
+
+    url = serve(local_server, Jetstream(EVENTS))
+    daemon = make_daemon(watchlists=watchlists, sources=[source(url, watchlist="brand")])
+    (outcome,) = await daemon.run_once()
+    assert outcome.ok, outcome.error
+    daemon = await reopened(make_daemon, daemon)
+    try:
+        assert rkeys(await stored_posts(daemon)) == matching
+    finally:
+        await daemon.close()
+
+
 async def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():
@@ -250,6 +282,45 @@ async def test_forced_disconnect_resumes_from_the_stored_cursor_without_loss(
         assert "closed the connection after 80 events" in row.last_error
     finally:
         await daemon.shutdown()
+
+
+async def test_a_flapping_server_is_reconnected_with_growing_backoff(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """Every connection delivers a few events and then drops. Delivering is not being
+    healthy: the backoff must grow (2 s, 4 s, ...), not restart at 2 s each time."""
+    connected: list[float] = []
+
+    async def flapping(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        connected.append(time.monotonic())
+        for raw in EVENTS[:30]:
+            await ws.send_str(raw)
+        await asyncio.sleep(0.3)  # long enough for the batch to be stored
+        assert request.transport is not None
+        request.transport.close()
+        return ws
+
+    local_server.route("/subscribe", flapping)
+    url = local_server.url("/subscribe").replace("http://", "ws://")
+    daemon = make_daemon(watchlists=WATCHLISTS, sources=[source(url)])
+    await daemon.start()
+    try:
+
+        async def three_connections() -> bool:
+            return len(connected) >= 3
+
+        await wait_for(three_connections, timeout=20)
+        row = await state_row(daemon)
+        assert row.cursor["time_us"] > 0  # each connection did deliver
+    finally:
+        await daemon.shutdown()
+    first_gap, second_gap = connected[1] - connected[0], connected[2] - connected[1]
+    # backoff_delay(1, 2 s) then (2, 2 s): 2 s and 4 s, ±10 % jitter, plus the 0.3 s visit
+    # (restarting at 2 s each time would make the second gap as short as the first).
+    assert first_gap >= 1.8 + 0.3
+    assert second_gap >= 3.6 + 0.3 and second_gap > first_gap + 1
 
 
 async def test_restart_resumes_from_the_persisted_cursor(

@@ -85,7 +85,7 @@ async def test_first_poll_reads_the_newest_page_per_term_and_stores_matches(
     assert story["thread_key"] == "hackernews:41000001"
     assert seen.state.cursor["watermark"]["newest"] == 1718000300
     assert seen.health.stats["requests"] == 3
-    assert seen.health.stats["limits"]["requests_per_hour"] == 10_000
+    assert "limits" not in seen.health.stats  # limits are data of the adapter, not of a run
 
 
 async def test_incremental_poll_asks_from_the_cursor_and_returns_no_duplicates(
@@ -143,6 +143,23 @@ async def test_later_polls_follow_pages_up_to_max_pages(
     result = await limited.fetch(state)
     assert len(result.mentions) == 2
     assert result.warnings and "more than 1 pages of new hits" in result.warnings[0]
+
+
+async def test_watchlist_narrows_the_search_but_results_must_still_match(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """Algolia matches "ACME protocol: … in the cloud" for `acme cloud`; the brand's query
+    does not. `watchlist: brand` must not turn the shared matcher off."""
+    serve_algolia(local_server, {"acme cloud": ["search_by_date_page2_of_2.json"]})
+    section = hn_section(local_server, watchlist="brand", query='"acme cloud"')
+    daemon = make_daemon(sources=[section])
+    (outcome,) = await daemon.run_once()
+    assert outcome.ok and outcome.stats
+    assert (outcome.stats.fetched, outcome.stats.matched, outcome.stats.new) == (2, 1, 1)
+    seen = await recorded(make_daemon, daemon.config, "hn")
+    (stored,) = seen.mentions
+    assert stored["source_key"] == "hackernews:40999990"  # "The acmecloud CLI is …"
+    assert stored["watchlists"] == ["brand"]
 
 
 async def test_query_and_search_keys_shape_the_request(

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from monitor.cli import main
 from monitor.daemon import Daemon
 from monitor.health import dark_condition, update_dark
-from monitor.store import Store
+from monitor.store import Store, alert_state
 from monitor.store import sources as source_store
+from monitor.store.tables import mentions, sightings
 from sources.base import FetchResult
 from tests.conftest import base_config_dict, deep_merge
 from tests.helpers.feeds import health_of
@@ -288,6 +290,28 @@ def health_config(tmp_path: Path) -> Path:
                 await source_store.set_dark(
                     connection, "alert", now - timedelta(minutes=10), "failing since ... (6 errors)"
                 )
+                # The blog's sightings: three in the last 24 h, one just before — 24H says 3.
+                mention_id = await connection.scalar(
+                    insert(mentions)
+                    .values(
+                        source="blog",
+                        platform="rss",
+                        source_key="rss:blog#1",
+                        fetched_at=now,
+                        state_at=now,
+                    )
+                    .returning(mentions.c.id)
+                )
+                for index, hours in enumerate((1, 5, 23, 25)):
+                    await connection.execute(
+                        insert(sightings).values(
+                            mention_id=mention_id,
+                            source="blog",
+                            source_key=f"rss:blog#{index}",
+                            matched_by="new",
+                            seen_at=now - timedelta(hours=hours),
+                        )
+                    )
         finally:
             await store.dispose()
 
@@ -312,6 +336,12 @@ def test_sources_table(health_config: Path, capsys: pytest.CaptureFixture[str]) 
             rows[current] = [line]
     blog, alert, news, off = rows["blog"], rows["alert"], rows["news"], rows["off"]
     assert blog[0].split()[:3] == ["blog", "rss", "ok"]
+    last_24h = slice(header.index("24H") - 2, header.index("24H") + 3)  # right-aligned, 5 wide
+    assert [rows[name][0][last_24h].strip() for name in ("blog", "alert", "news")] == [
+        "3",
+        "0",
+        "0",
+    ]
     assert "feed is not well-formed but usable" in blog[0]
     assert "limits: min_interval=1m" in blog[1]
     assert "now: entries=20" in blog[2]
@@ -333,5 +363,119 @@ def test_sources_json(health_config: Path, capsys: pytest.CaptureFixture[str]) -
     assert alert["last_error"].startswith("alert: got an HTML page")
     assert alert["limits"] == {"min_interval_s": 300.0} and alert["interval_s"] == 300.0
     assert rows["blog"]["stats"] == {"entries": 20} and rows["blog"]["warning"]
+    assert rows["blog"]["items_24h"] == 3 and rows["alert"]["items_24h"] == 0
     assert rows["news"]["limits"] == {"min_interval_s": 600.0, "searches": 2}
     assert rows["off"]["status"] == "disabled" and rows["off"]["enabled"] is False
+
+
+REDDIT_DEGRADED = (
+    "no OAuth credentials: reading the public search feed (at most 100 posts, stricter "
+    "limits) — set sources['reddit'].client_id / client_secret"
+)
+
+
+@pytest.fixture
+def social_config(tmp_path: Path) -> Path:
+    """A degraded Reddit source with a long hint and a failing reply poll, and a live
+    Jetstream source whose last row still carries limits in its stats (older versions)."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+    data = deep_merge(
+        base_config_dict(database),
+        {
+            "brand": {"name": "Acme Cloud", "accounts": {"reddit": "acme_support"}},
+            "sources": [
+                {"type": "reddit", "name": "reddit"},
+                {"type": "bluesky", "name": "sky", "batch_every": "0.1s"},
+            ],
+        },
+    )
+
+    async def seed() -> None:
+        store = await Store.open(database)
+        now = datetime.now(UTC)
+        try:
+            async with store.begin() as connection:
+                await source_store.ensure(connection, "reddit", "reddit", now)
+                await source_store.ensure(connection, "sky", "bluesky", now)
+                await source_store.record_success(
+                    connection,
+                    "reddit",
+                    FetchResult([], degraded=REDDIT_DEGRADED),
+                    now=now,
+                    stats={"mode": "public-feed"},
+                    next_check_at=now + timedelta(minutes=1),
+                )
+                await source_store.record_success(
+                    connection,
+                    "sky",
+                    FetchResult([]),
+                    now=now,
+                    stats={"posts_per_min": 812.5, "limits": {"rate_limit": "none"}},
+                    next_check_at=now + timedelta(minutes=5),
+                )
+                await alert_state.set_cursor(
+                    connection,
+                    "replies:reddit:acme_support",
+                    {
+                        "since": now.isoformat(),
+                        "checked_at": now.isoformat(),
+                        "error": "replies of acme_support: reddit: the public feed "
+                        "/user/acme_support/comments.rss refused this machine (HTTP 403)",
+                    },
+                    now,
+                )
+        finally:
+            await store.dispose()
+
+    asyncio.run(seed())
+    return write_config(tmp_path / "config.yaml", data)
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    current = ""
+    for line in out.splitlines()[1:]:
+        if line.startswith(" "):
+            rows[current].append(line.strip())
+        else:
+            current = line.split()[0]
+            rows[current] = [line]
+    return rows
+
+
+def test_sources_table_wraps_long_notes_and_shows_streams_as_live(
+    social_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sources", "-c", str(social_config)]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 100 for line in out.splitlines()[1:] if line.startswith(" "))
+    rows = table_rows(out)
+    reddit, sky = rows["reddit"], rows["sky"]
+    assert reddit[0].split()[:3] == ["reddit", "reddit", "degraded"]
+    # The hint is wrapped onto lines of its own, never cut: the key names survive.
+    notes = [line for line in reddit if line.startswith("note: ")]
+    assert len(notes) == 1
+    note = " ".join(reddit[reddit.index(notes[0]) : reddit.index(notes[0]) + 2])
+    assert REDDIT_DEGRADED in note.removeprefix("note: ")
+    assert any(
+        line.startswith("replies: replies of acme_support: reddit: the public") for line in reddit
+    )
+    # A stream has no interval or next poll: it is live.
+    assert sky[0].split()[:3] == ["sky", "bluesky", "ok"]
+    assert sky[0].split()[-2:] == ["live", "stream"]
+    limits = next(line for line in sky if line.startswith("limits: "))
+    assert "batch_every=100ms" in limits  # not 0s
+    (now_line,) = [line for line in sky if line.startswith("now: ")]
+    assert now_line == "now: posts_per_min=812.5"  # the stats' copy of the limits is not shown
+
+
+def test_sources_json_shows_streams_and_reply_failures(
+    social_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sources", "-c", str(social_config), "--json"]) == 0
+    rows = {r["source"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["sky"]["streaming"] is True and rows["sky"]["interval_s"] is None
+    assert rows["sky"]["stats"] == {"posts_per_min": 812.5}
+    assert rows["reddit"]["degraded"] == REDDIT_DEGRADED
+    assert "refused this machine (HTTP 403)" in rows["reddit"]["replies_error"]
+    assert rows["reddit"]["replies_checked_at"] and rows["sky"]["replies_error"] is None

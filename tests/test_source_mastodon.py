@@ -11,8 +11,8 @@ from aiohttp import web
 
 from monitor.config import Config
 from monitor.daemon import Daemon
-from sources.base import SourceState
 from sources.http import HttpClient
+from tests.helpers.feeds import stored
 from tests.helpers.servers import LocalServer
 from tests.helpers.source_harness import (
     FIXTURES,
@@ -93,40 +93,98 @@ async def test_first_poll_reads_hashtag_timelines_and_folds_one_status_seen_on_t
     }
 
 
+class TagTimeline:
+    """One instance's hashtag timeline, paged as Mastodon pages it: without `min_id` the
+    newest `limit` statuses; with it, the `limit` statuses immediately newer than `min_id`
+    (forward paging) — newest first either way, never one at or below `min_id`."""
+
+    def __init__(self, statuses: list[dict[str, Any]]) -> None:
+        self.statuses = list(statuses)
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "20"))
+        ordered = sorted(self.statuses, key=lambda s: _id_order(s["id"]))
+        if "min_id" in request.query:
+            floor = _id_order(request.query["min_id"])
+            page = [s for s in ordered if _id_order(s["id"]) > floor][:limit]
+        else:
+            page = ordered[-limit:]
+        return web.json_response(page[::-1])
+
+
+def _id_order(status_id: str) -> tuple[int, str]:
+    return len(status_id), status_id
+
+
+def traffic(n: int, status_id: str) -> dict[str, Any]:
+    """The recorded "stop and go traffic" status as a new post number ``n``."""
+    status = copy.deepcopy(SEARCH.json()["statuses"][1])
+    status["id"] = status_id
+    status["uri"] = f"https://social.sublingual.xyz/users/Jo/statuses/20000000000000000{n}"
+    status["url"] = f"https://social.sublingual.xyz/@Jo/20000000000000000{n}"
+    status["content"] = f"<p>day {n}: stop and go traffic again, #ThisIsAHashtag</p>"
+    return status
+
+
 async def test_incremental_poll_pages_from_min_id_without_duplicates(
-    local_server: LocalServer, make_config: Callable[..., Config], http_client: HttpClient
+    local_server: LocalServer, make_daemon: Callable[..., Daemon], sqlite_url: str
 ) -> None:
-    newer = copy.deepcopy(SEARCH.json()["statuses"][1])  # "... stop and go traffic"
-    newer["id"] = "110446300000000000"
-    pages = {
-        "110446223051565765": [newer, REMOTE],  # a full page (limit 2): ask again
-        "110446300000000000": [],
-    }
-
-    async def timeline(request: web.Request) -> web.Response:
-        return web.json_response(pages.get(request.query.get("min_id", ""), [REMOTE]))
-
+    timeline = TagTimeline([REMOTE])
     local_server.route("/a" + TAG_PATH, timeline)
     section = mastodon_section(local_server.url("/a"), limit=2)
-    source = build_source(make_config(watchlists=WATCHLISTS, sources=[section]), http_client)
-    first = await source.fetch(SourceState())
-    assert [m.source_key for m in first.mentions] == [f"mastodon:{REMOTE_URI}"]
-    second = await source.fetch(SourceState(cursor=first.cursor, first_run=False))
-    assert [r.query.get("min_id") for r in calls(local_server, "/a" + TAG_PATH)] == [
+    daemon = make_daemon(watchlists=WATCHLISTS, sources=[section])
+
+    async def poll() -> tuple[int, int]:
+        (outcome,) = await make_daemon(config=daemon.config).run_once()
+        assert outcome.ok and outcome.stats, outcome.error
+        return outcome.stats.fetched, outcome.stats.new
+
+    assert await poll() == (1, 1)
+    # Three new posts, more than one page (limit 2): paged forward from the cursor.
+    timeline.statuses += [
+        traffic(1, "110446300000000001"),
+        traffic(2, "110446300000000002"),
+        traffic(3, "110446300000000003"),
+    ]
+    assert await poll() == (3, 3)
+    assert await poll() == (0, 0)  # nothing new: nothing fetched, nothing stored
+    asked = [r.query.get("min_id") for r in calls(local_server, "/a" + TAG_PATH)]
+    assert asked == [
         None,
-        "110446223051565765",
-        "110446300000000000",
+        "110446223051565765",  # REMOTE, the newest of the first poll
+        "110446300000000002",  # after the first full page
+        "110446300000000003",
     ]
-    # REMOTE came back inside the page; one status per uri per poll, and the pipeline
-    # folds the repeat onto the stored mention by its uri.
-    assert [m.source_key for m in second.mentions] == [
-        "mastodon:https://social.sublingual.xyz/users/Jo/statuses/116388107097123650",
-        f"mastodon:{REMOTE_URI}",
-    ]
-    key = f"{local_server.url('/a')}|tag:thisisahashtag"
-    assert second.cursor["min_id"][key] == "110446300000000000"
-    third = await source.fetch(SourceState(cursor=second.cursor, first_run=False))
-    assert third.mentions == []
+    found = await stored(sqlite_url)
+    keys = [m["source_key"] for m in found.mentions]
+    assert len(keys) == len(set(keys)) == 4 and found.sightings == 4
+
+
+async def test_a_status_federating_late_to_a_second_instance_is_not_stored_twice(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon], sqlite_url: str
+) -> None:
+    """Instance b learns of the post later and lists it under its own, newer id: its
+    timeline brings it after the cursor, and the uri folds it onto the stored mention."""
+    instance_a = TagTimeline([REMOTE])
+    instance_b = TagTimeline([{**LOCAL, "id": "110446200000000000"}])  # "test?": no match
+    local_server.route("/a" + TAG_PATH, instance_a)
+    local_server.route("/b" + TAG_PATH, instance_b)
+    section = mastodon_section(local_server.url("/a"), local_server.url("/b"))
+    daemon = make_daemon(watchlists=WATCHLISTS, sources=[section])
+    (outcome,) = await daemon.run_once()
+    assert outcome.stats and (outcome.stats.fetched, outcome.stats.new) == (2, 1)
+
+    late = as_seen_on_home_instance(REMOTE)
+    late["id"] = "110446400000000000"  # b's own id, from when it arrived there
+    instance_b.statuses.append(late)
+    (outcome,) = await make_daemon(config=daemon.config).run_once()
+    assert outcome.stats
+    assert (outcome.stats.fetched, outcome.stats.new, outcome.stats.duplicates) == (1, 0, 1)
+    b_asked = [r.query.get("min_id") for r in calls(local_server, "/b" + TAG_PATH)]
+    assert b_asked == [None, "110446200000000000"]
+    found = await stored(sqlite_url)
+    assert [m["source_key"] for m in found.mentions] == [f"mastodon:{REMOTE_URI}"]
+    assert found.sightings == 1
 
 
 async def test_an_access_token_adds_full_text_search(
@@ -254,7 +312,8 @@ async def test_an_empty_timeline_is_a_successful_poll(
     (outcome,) = await daemon.run_once()
     assert outcome.ok and outcome.stats and outcome.stats.fetched == 0
     # Hashtags default to the watchlists' terms: "acme cloud" and acmecloud are one tag.
-    asked = sorted(r.path for r in local_server.requests)
+    # (run --once also lists the brand's replies, through accounts/lookup.)
+    asked = sorted(r.path for r in local_server.requests if "/timelines/" in r.path)
     assert asked == [
         "/a/api/v1/timelines/tag/acmecloud",
         "/a/api/v1/timelines/tag/globex",

@@ -19,6 +19,7 @@ from monitor.daemon import Daemon
 from sources.base import SourceState
 from sources.http import HttpClient
 from tests.conftest import base_config_dict, deep_merge
+from tests.helpers.feeds import stored
 from tests.helpers.process import run_monitor, write_config
 from tests.helpers.servers import LocalServer
 from tests.helpers.source_harness import (
@@ -246,7 +247,78 @@ async def test_without_credentials_the_public_feed_is_read_and_health_says_degra
     row = json.loads(out.splitlines()[0])
     assert row["status"] == "degraded"
     assert "set sources['reddit'].client_id / client_secret" in row["degraded"]
-    assert row["stats"]["limits"]["requests_per_minute"] == 10
+    assert row["limits"]["requests_per_minute"] == 10 and "limits" not in row["stats"]
+
+
+VIBRANT = [{"name": "brand", "query": '"vibrant visuals"', "owner": "priya"}]
+
+
+def public_section(server: LocalServer) -> dict[str, Any]:
+    return reddit_section(server, client_id="", client_secret="")
+
+
+async def test_a_public_feed_body_naming_a_local_file_is_not_opened(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon], tmp_path: Path, sqlite_url: str
+) -> None:
+    """feedparser opens a path given as bare bytes; the feed goes through parse_feed."""
+    secret = tmp_path / "secret.atom.xml"
+    secret.write_bytes(ATOM)  # would match the watchlist, if it were ever read
+    local_server.serve_bytes("/search.rss", str(secret).encode(), content_type="text/plain")
+    daemon = make_daemon(watchlists=VIBRANT, sources=[public_section(local_server)])
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        "reddit: the public feed /search.rss is not a usable feed: "
+        "the response is not an RSS or Atom feed"
+    )
+    assert "set sources['reddit'].client_id / client_secret" in outcome.error
+    assert (await stored(sqlite_url)).mentions == []
+
+
+async def test_a_block_page_served_as_200_is_an_error_not_zero_posts(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    page = b"<!doctype html><html><head><title>Blocked</title></head><body>whoa</body></html>"
+    local_server.serve_bytes("/search.rss", page, content_type="text/html")
+    daemon = make_daemon(watchlists=VIBRANT, sources=[public_section(local_server)])
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        "reddit: the public feed /search.rss is not a usable feed: "
+        "got an HTML page titled 'Blocked' instead of a feed — Reddit may have answered with "
+        "a block page; set sources['reddit'].client_id / client_secret"
+    )
+
+
+async def test_a_403_from_the_public_feed_names_the_credential_keys(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    local_server.serve_bytes("/search.rss", b"<html>blocked</html>", status=403)
+    daemon = make_daemon(watchlists=VIBRANT, sources=[public_section(local_server)])
+    before = datetime.now(UTC)
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        "reddit: the public feed /search.rss refused this machine (HTTP 403) — "
+    )
+    assert "set sources['reddit'].client_id / client_secret" in outcome.error
+    seen = await recorded(make_daemon, daemon.config, "reddit")
+    # Retrying soon cannot help; only the operator can: the permanent-error backoff.
+    assert seen.health.next_check_at >= before + timedelta(minutes=25)
+
+
+async def test_a_429_from_the_public_feed_is_recorded_with_the_time_it_clears(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    local_server.serve_bytes(
+        "/search.rss", b"Too Many Requests", status=429, headers={"Retry-After": "600"}
+    )
+    daemon = make_daemon(watchlists=VIBRANT, sources=[public_section(local_server)])
+    before = datetime.now(UTC)
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith("reddit: rate limited (HTTP 429)")
+    seen = await recorded(make_daemon, daemon.config, "reddit")
+    assert seen.health.error_streak == 1
+    assert seen.health.retry_after_until is not None
+    assert seen.health.retry_after_until >= before + timedelta(seconds=599)
+    assert seen.health.next_check_at >= seen.health.retry_after_until
 
 
 async def test_a_403_from_the_api_falls_back_to_the_public_feed(

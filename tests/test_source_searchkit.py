@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from monitor.config import ConfigError, parse_config
-from sources.base import SourceError
+from monitor.daemon import Daemon
+from sources.base import SourceError, SourceState
+from sources.http import HttpClient
 from sources.searchkit import Watermark, http_status, parse_json, search_terms_for
+from tests.helpers.servers import LocalServer
+from tests.helpers.source_harness import build_source, http_client, recorded
+
+__all__ = ["http_client"]
 
 
 def test_terms_come_from_the_query_key_then_the_fed_watchlist_then_all(
@@ -77,3 +84,51 @@ def test_http_status_reads_the_status_of_http_layer_errors() -> None:
     assert http_status(SourceError("x", "access denied (HTTP 403)")) == 403
     assert http_status(SourceError("x", "unexpected HTTP 400 Bad Request")) == 400
     assert http_status(SourceError("x", "timed out waiting for the server")) is None
+
+
+# Watchlists a search cannot ask for: they filter by who and where, with no words.
+FILTERS_ONLY = [{"name": "brand", "query": "author:acmecloud OR site:acme.test", "owner": "priya"}]
+SEARCH_SOURCES: dict[str, dict[str, Any]] = {
+    "hackernews": {"api_url": "{url}"},
+    "reddit": {"api_url": "{url}", "client_id": "id", "client_secret": "s", "token_url": "{url}"},
+    "mastodon": {"instances": [{"url": "{url}", "access_token": "tok"}]},
+    "stackexchange": {"api_url": "{url}"},
+    "bluesky": {
+        "api_url": "{url}",
+        "mode": "search",
+        "identifier": "acme.test",
+        "app_password": "p",
+    },
+    "github": {"api_url": "{url}"},
+    "youtube": {"api_url": "{url}", "api_key": "key"},
+}
+
+
+@pytest.mark.parametrize("kind", list(SEARCH_SOURCES))
+async def test_a_source_with_nothing_to_search_says_so_instead_of_finding_nothing(
+    local_server: LocalServer,
+    make_config: Callable[..., Any],
+    http_client: HttpClient,
+    kind: str,
+) -> None:
+    # Every endpoint points at the local server, so any request at all would be seen.
+    text = json.dumps(SEARCH_SOURCES[kind]).replace("{url}", local_server.url("/api"))
+    section = {"type": kind, "name": kind, **json.loads(text)}
+    config = make_config(watchlists=FILTERS_ONLY, sources=[section])
+    cursor = {"kept": "as it was"}
+    result = await build_source(config, http_client).fetch(SourceState(cursor=cursor))
+    assert local_server.requests == []  # nothing was asked...
+    assert result.mentions == [] and result.cursor == cursor
+    assert result.degraded and result.degraded.startswith("nothing to search for: ")  # ...said so
+    assert f"set sources[{kind!r}].query" in result.degraded
+
+
+async def test_nothing_to_search_shows_as_degraded_in_health(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    section = {"type": "hackernews", "name": "hn", "api_url": local_server.url("/api")}
+    daemon = make_daemon(watchlists=FILTERS_ONLY, sources=[section])
+    (outcome,) = await daemon.run_once()
+    assert outcome.ok
+    seen = await recorded(make_daemon, daemon.config, "hn")
+    assert seen.health.degraded and "only author:/site:/lang: filters" in seen.health.degraded

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from monitor.config import Config
-from monitor.daemon import Daemon
-from sources.base import SourceState
+from monitor.daemon import Daemon, build_sources
+from monitor.replies import poll_replies
+from sources.base import Source, SourceContext, SourceState
 from sources.http import HttpClient
 from sources.stackexchange import site_domain
 from tests.helpers.servers import LocalServer
@@ -96,7 +98,7 @@ async def test_first_poll_decompresses_gzip_and_stores_questions_and_answers(
     assert question["title"] == 'Acme Cloud CLI "deploy" hangs after upgrading to v3'
     assert question["published_at"].replace(tzinfo=UTC) == datetime.fromtimestamp(1718000000, UTC)
     assert seen.health.stats["quota_remaining"] == 290
-    assert seen.health.stats["limits"]["quota_units_per_day"] == 300
+    assert "limits" not in seen.health.stats  # limits are data of the adapter, not of a run
     mark = seen.state.cursor["marks"]["stackoverflow|acme cloud"]
     assert mark["newest"] == 1718000500
 
@@ -182,7 +184,15 @@ async def test_a_spent_daily_quota_waits_for_midnight_utc(
     assert "an app key raises it to 10,000" in (seen.health.warning or "")
 
 
-async def test_a_throttle_violation_is_recorded_and_backed_off(
+def gzipped_json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=gzip.compress(json.dumps(data).encode()),
+        status=status,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json; charset=utf-8"},
+    )
+
+
+async def test_a_throttle_violation_is_recorded_until_the_time_it_clears(
     local_server: LocalServer, make_daemon: Callable[..., Daemon]
 ) -> None:
     local_server.route(
@@ -192,11 +202,68 @@ async def test_a_throttle_violation_is_recorded_and_backed_off(
     before = datetime.now(UTC)
     (outcome,) = await daemon.run_once()
     assert outcome.error.startswith(
-        "stackexchange: the API refused the request (HTTP 400): a throttle violation"
+        "stackexchange: throttled by the API (throttle_violation 502: too many requests from "
+        "this IP, more requests available in 84113 seconds) — "
     )
-    assert "check sources['stackexchange'].sites and .key" in outcome.error
+    assert "sources['stackexchange'].key raises the quota" in outcome.error
     seen = await recorded(make_daemon, daemon.config, "stackexchange")
-    assert seen.health.error_streak == 1 and seen.health.next_check_at > before
+    # "available in 84113 seconds" is the time it clears; nothing is due before then.
+    clears = before + timedelta(seconds=84113)
+    assert seen.health.retry_after_until is not None
+    assert abs((seen.health.retry_after_until - clears).total_seconds()) < 5
+    assert seen.health.next_check_at >= seen.health.retry_after_until
+    assert seen.health.error_streak == 1 and len(searches(local_server)) == 1
+
+
+async def test_a_throttle_violation_without_a_time_waits_for_the_daily_reset(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    error = {"error_id": 502, "error_name": "throttle_violation", "error_message": "too many"}
+    local_server.route("/2.3/search/excerpts", lambda _r: _ready(gzipped_json(error, 400)))
+    daemon = make_daemon(sources=[se_section(local_server)])
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith("stackexchange: throttled by the API")
+    seen = await recorded(make_daemon, daemon.config, "stackexchange")
+    midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(0), tzinfo=UTC)
+    assert seen.health.retry_after_until and seen.health.retry_after_until >= midnight
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"error_id": 400, "error_name": "bad_parameter", "error_message": "key"},
+        {"error_id": 405, "error_name": "key_required", "error_message": "key required"},
+        {"error_id": 403, "error_name": "access_denied", "error_message": "denied"},
+    ],
+    ids=["invalid-key", "key-required", "access-denied"],
+)
+async def test_a_refused_key_is_permanent_and_names_the_key(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon], error: dict[str, Any]
+) -> None:
+    local_server.route("/2.3/search/excerpts", lambda _r: _ready(gzipped_json(error, 400)))
+    secret = "U4DMV*8nvpm3EOpvf69Rxw(("
+    daemon = make_daemon(sources=[se_section(local_server, key=secret)])
+    before = datetime.now(UTC)
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        f"stackexchange: the API refused the app key ({error['error_name']} {error['error_id']}:"
+    )
+    assert "check sources['stackexchange'].key" in outcome.error and secret not in outcome.error
+    seen = await recorded(make_daemon, daemon.config, "stackexchange")
+    assert seen.health.next_check_at >= before + timedelta(minutes=25)  # permanent backoff
+
+
+async def test_an_unknown_site_names_the_sites_key(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    error = {"error_id": 400, "error_name": "bad_parameter", "error_message": "site is required"}
+    local_server.route("/2.3/search/excerpts", lambda _r: _ready(gzipped_json(error, 400)))
+    daemon = make_daemon(sources=[se_section(local_server, sites=["nosuchsite"])])
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(
+        "stackexchange: the API rejected a parameter (bad_parameter 400: site is required) — "
+        "check sources['stackexchange'].sites"
+    )
 
 
 async def test_access_denied_names_the_key_and_never_prints_it(
@@ -224,11 +291,21 @@ async def test_access_denied_names_the_key_and_never_prints_it(
 async def test_malformed_json_is_a_clear_error(
     local_server: LocalServer, make_daemon: Callable[..., Daemon]
 ) -> None:
-    local_server.serve_bytes("/2.3/search/excerpts", gzip.compress(b'{"items": [}'))
+    # Labelled gzip, as the API always sends: what fails is the JSON inside, not the gzip.
+    local_server.route(
+        "/2.3/search/excerpts",
+        lambda _r: _ready(
+            web.Response(
+                body=gzip.compress(b'{"items": [}'),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+        ),
+    )
     daemon = make_daemon(sources=[se_section(local_server)])
     (outcome,) = await daemon.run_once()
     assert outcome.error.startswith(
-        "stackexchange: malformed JSON from Stack Exchange /search/excerpts"
+        "stackexchange: malformed JSON from Stack Exchange /search/excerpts (JSONDecodeError: "
+        "Expecting value: line 1 column 12 (char 11); body starts '{\"items\": [}')"
     )
 
 
@@ -292,6 +369,69 @@ async def test_the_daily_quota_sets_the_poll_interval(
         make_config(sources=[{"type": "stackexchange", "every": "1m", "key": "k"}]), http
     )
     assert keyed.interval == timedelta(minutes=1)
+
+
+async def test_replies_wait_while_the_apis_backoff_holds(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon]
+) -> None:
+    """A `backoff` comes with a successful answer, so nothing is failing — but listing
+    replies calls the same API and must rest too."""
+    serve_search(local_server, {"acme cloud": ["search_excerpts_with_backoff.json"]})
+    for path, name in (
+        ("/2.3/users/9990001/answers", "user_answers.json"),
+        ("/2.3/users/9990001/comments", "user_comments.json"),
+        ("/2.3/answers/78590002;78601234", "answers_by_ids.json"),
+    ):
+        local_server.route(path, lambda _r, name=name: _ready(gzipped(name)))
+    brand = {"name": "Acme Cloud", "accounts": {"stackexchange": "stackoverflow:9990001"}}
+    daemon = make_daemon(brand=brand, sources=[se_section(local_server)])
+    await daemon.run_once()  # the answer says: backoff 20 s
+    daemon = make_daemon(config=daemon.config)
+    await daemon.open()
+
+    def reply_calls() -> int:
+        return sum(1 for r in local_server.requests if r.path.startswith("/2.3/users/"))
+
+    try:
+        now = datetime.now(UTC)
+        await poll_replies(daemon.store, daemon.sources, daemon.config, now=now)
+        assert reply_calls() == 0
+        await poll_replies(
+            daemon.store, daemon.sources, daemon.config, now=now + timedelta(seconds=30)
+        )
+        assert reply_calls() == 2  # answers and comments (plus their questions)
+    finally:
+        await daemon.close()
+
+
+def test_replies_and_other_sources_on_the_same_quota_are_budgeted(
+    make_config: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keyless, 3 terms a poll, 80 % of 300 requests a day = 240 to plan on (18 min alone)."""
+    plain = {"type": "stackexchange", "every": "1m"}
+
+    def built(sources: list[dict[str, Any]], **extra: Any) -> dict[str, Source]:
+        config = make_config(sources=sources, **extra)
+        context = SourceContext(http=None, watchlists=config.watchlists, brand=config.brand)  # type: ignore[arg-type]
+        return build_sources(config, context)
+
+    # Brand replies, hourly, up to 3 requests each: 72 a day set aside ⇒ 168 for polls.
+    brand = {"name": "Acme Cloud", "accounts": {"stackexchange": "stackoverflow:9990001"}}
+    (alone,) = built([plain], brand=brand).values()
+    assert alone.limits()["reply_requests_per_day"] == 72
+    assert alone.interval == timedelta(seconds=86_400 * 3 / 168)
+    # Two keyless sources on this machine spend one per-IP quota: 120 a day each.
+    with caplog.at_level("WARNING", logger="monitor"):
+        pair = built([{**plain, "name": "so"}, {**plain, "name": "su", "sites": ["superuser"]}])
+    assert [s.interval for s in pair.values()] == [timedelta(minutes=36)] * 2
+    assert [s.limits()["budget_shared_by"] for s in pair.values()] == [2, 2]
+    (note,) = [r.getMessage() for r in caplog.records if "share one budget" in r.getMessage()]
+    assert note.startswith("budget: sources so, su share one budget (Stack Exchange daily quota")
+    assert "each plans on 1/2 of it" in note
+    # A source with an app key draws on another quota.
+    mixed = built([{**plain, "name": "so"}, {**plain, "name": "keyed", "key": "k"}])
+    assert [s.budget_sharers for s in mixed.values()] == [1, 1]
+    assert mixed["so"].interval == timedelta(minutes=18)
 
 
 def test_site_names_map_to_their_domains() -> None:

@@ -16,8 +16,8 @@ from aiohttp import web
 from sqlalchemy import select
 
 from monitor.cli import main
-from monitor.config import ConfigError, load_config, parse_config
-from monitor.daemon import Daemon
+from monitor.config import Config, ConfigError, load_config, parse_config
+from monitor.daemon import Daemon, build_sources
 from monitor.durations import format_duration
 from monitor.store import sources as source_store
 from monitor.store.tables import mentions
@@ -255,6 +255,89 @@ async def test_quota_exceeded_is_recorded_until_midnight_pacific(
         assert abs(row.retry_after_until - next_pacific_midnight(now)) < timedelta(seconds=30)
     finally:
         await daemon.close()
+
+
+RATE_LIMIT_EXCEEDED = {
+    "error": {
+        "code": 403,
+        "message": "The request cannot be completed because you have exceeded your rate limit.",
+        "errors": [
+            {
+                "message": "The request cannot be completed because you have exceeded your rate limit.",
+                "domain": "youtube.quota",
+                "reason": "rateLimitExceeded",
+            }
+        ],
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "message", "clears_in"),
+    [
+        (
+            web.json_response(RATE_LIMIT_EXCEEDED, status=403),
+            "youtube: rate limited by YouTube (HTTP 403 rateLimitExceeded: The request cannot "
+            "be completed because you have exceeded your rate limit.)",
+            timedelta(minutes=5),  # no Retry-After: the default pause
+        ),
+        (
+            web.Response(status=429, headers={"Retry-After": "120"}, text="slow down"),
+            "youtube: rate limited by YouTube (HTTP 429: slow down)",
+            timedelta(seconds=120),
+        ),
+    ],
+    ids=["rateLimitExceeded", "http-429"],
+)
+async def test_a_rate_limit_answer_is_recorded_with_the_time_it_clears(
+    local_server: LocalServer,
+    youtube: YouTube,
+    make_daemon: Callable[..., Daemon],
+    answer: web.Response,
+    message: str,
+    clears_in: timedelta,
+) -> None:
+    youtube.answer = answer
+    daemon = make_daemon(watchlists=WATCHLISTS, sources=[youtube_source(local_server)])
+    before = datetime.now(UTC)
+    (outcome,) = await daemon.run_once()
+    assert outcome.error.startswith(message)
+    assert "too many requests in a short time; waiting" in outcome.error
+    await daemon.open()
+    try:
+        row = await health(daemon)
+        assert row.error_streak == 1 and row.retry_after_until is not None
+        assert abs(row.retry_after_until - (before + clears_in)) < timedelta(seconds=10)
+        assert row.next_check_at >= row.retry_after_until
+    finally:
+        await daemon.close()
+
+
+def test_sources_on_one_key_split_its_quota_and_replies_are_set_aside(
+    make_config: Callable[..., Config],
+) -> None:
+    def built(sources: list[dict[str, Any]], **extra: Any) -> list[YoutubeSource]:
+        config = make_config(watchlists=WATCHLISTS, sources=sources, **extra)
+        context = SourceContext(http=None, watchlists=config.watchlists, brand=config.brand)  # type: ignore[arg-type]
+        return list(build_sources(config, context).values())  # type: ignore[arg-type]
+
+    section = {"type": "youtube", "api_key": KEY, "channel_id": BRAND_CHANNEL, "every": "1m"}
+    (alone,) = built([section])
+    assert alone.daily_units() == 10_000 and alone.limits()["expected_delay_s"] == round(86400 / 99)
+    # Two sources on one key (one project's quota): 5,000 units each, half as many polls.
+    pair = built([{**section, "name": "a"}, {**section, "name": "b", "query": "globex"}])
+    assert [source.daily_units() for source in pair] == [5_000, 5_000]
+    assert pair[0].limits()["expected_delay_s"] == round(86400 / (5_000 // 101))
+    assert pair[0].limits()["budget_shared_by"] == 2
+    # Another key is another project's quota.
+    other = built([{**section, "name": "a"}, {**section, "name": "b", "api_key": "AIza-other"}])
+    assert [source.daily_units() for source in other] == [10_000, 10_000]
+    # The brand channel's replies cost a unit a call, every 15 min at most: 96 set aside.
+    brand = {"name": "Acme Cloud", "accounts": {"youtube": BRAND_CHANNEL}}
+    (replying,) = built([section], brand=brand)
+    assert replying.limits()["reply_units_per_day"] == 96
+    assert replying.daily_units() == 10_000 - 96
+    assert replying.limits()["expected_delay_s"] == round(86400 / ((10_000 - 96) // 101))
 
 
 async def test_an_invalid_key_names_api_key_and_is_never_shown(

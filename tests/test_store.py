@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -178,6 +180,34 @@ async def test_nothing_is_deleted_only_appended(database_url: str) -> None:
         assert not [s for s in statements if s.lstrip().upper().startswith("DELETE")]
     finally:
         await store.dispose()
+
+
+def test_head_revision_is_what_alembic_says() -> None:
+    from alembic.script import ScriptDirectory
+
+    from monitor.store.engine import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_an_up_to_date_database_opens_without_importing_alembic(tmp_path: Path) -> None:
+    """Memory on a 1 GB VPS: alembic and Mako are only loaded when there is a migration to run."""
+    script = (
+        "import asyncio, sys\n"
+        "from monitor.store import Store\n"
+        "async def main():\n"
+        "    store = await Store.open(sys.argv[1]); await store.dispose()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, url], capture_output=True, text=True, check=True
+        )
+        for _ in range(2)
+    ]
+    assert [run.stdout.strip() for run in runs] == ["True", "False"]
 
 
 async def test_planner_statistics_are_refreshed_while_writers_keep_committing(

@@ -1,10 +1,12 @@
-"""Corrections are stored with who/when and applied; `monitor train` learns from them and
-the router prefers the trained model once a language has enough examples."""
+"""Corrections are stored with who/when and applied; `monitor train` learns from them,
+cross-validates the model against the default backend, and the router prefers it only
+where it won and a language has enough examples."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy import select
 
 from monitor.classify import Classifier
 from monitor.classify.corrections import CorrectionError, record_correction, sentiment_examples
+from monitor.classify.crossval import Scores, verdict
 from monitor.classify.learned import TrainedModels
 from monitor.classify.trained import load, save, train_all
 from monitor.cli import main
@@ -47,11 +50,53 @@ def examples(seed: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+# Corrections that only confirm the default backend: each polar word occurs once, so a model
+# that learns words from examples meets every held-out one for the first time, while VADER
+# knows them all. A model trained on these is worse than the default.
+KNOWN_POSITIVE = [
+    "superb", "excellent", "wonderful", "fantastic", "brilliant", "delightful", "outstanding",
+    "marvelous", "terrific", "splendid", "lovely", "awesome", "impressive", "charming",
+    "pleasant", "fabulous", "magnificent", "amazing",
+]  # fmt: skip
+KNOWN_NEGATIVE = [
+    "awful", "horrible", "pathetic", "disgusting", "lousy", "miserable", "horrendous",
+    "terrible", "nasty", "bad", "poor", "horrid", "crappy", "ugly", "sad", "worst", "useless",
+    "worthless",
+]  # fmt: skip
+PLAIN_NEWS = [
+    "published its annual report", "moved its office to Berlin", "hired a new finance chief",
+    "opened a region in Osaka", "changed its logo", "held a meeting on Monday",
+    "renamed its storage product", "released version 4.2", "listed new job openings",
+    "scheduled a conference for May", "updated its terms", "filed a quarterly statement",
+    "announced a price list", "answered questions on a podcast", "sponsored a hackathon",
+    "published an interview", "set a date for the launch", "posted a changelog",
+]  # fmt: skip
+PRODUCTS = ["app", "console", "support", "billing", "update", "router", "plan", "server"]
+
+
+def confirmations() -> list[tuple[str, str, str]]:
+    rows = [
+        (f"the acme {PRODUCTS[i % 8]} is {word}", "en", label)
+        for label, words in (("positive", KNOWN_POSITIVE), ("negative", KNOWN_NEGATIVE))
+        for i, word in enumerate(words)
+    ]
+    return rows + [(f"acme {news}", "en", "neutral") for news in PLAIN_NEWS]
+
+
+DEFAULT = Classifier()
+
+
+def default_label(text: str, language: str) -> str:
+    return DEFAULT.sentiment(text, language).label
+
+
 def test_train_all_learns_and_skips_languages_with_too_few() -> None:
     data = examples(1)
     train, held_out = data[:72], data[72:]
     train += [("খুব ভালো", "bn", "positive")] * 5
-    models, info, skipped = train_all(train, min_corrections=50, min_per_class=10)
+    models, info, skipped = train_all(
+        train, min_corrections=50, min_per_class=10, baseline=default_label
+    )
     assert set(models) == {"hi"}
     assert info["hi"]["examples"] == 72
     assert "bn" in skipped and "needs 50" in skipped["bn"]
@@ -65,7 +110,9 @@ def test_train_all_learns_and_skips_languages_with_too_few() -> None:
 
 
 def test_saved_model_round_trips_and_the_router_prefers_it(tmp_path: Path) -> None:
-    models, info, _ = train_all(examples(2), min_corrections=50, min_per_class=10)
+    models, info, _ = train_all(
+        examples(2), min_corrections=50, min_per_class=10, baseline=default_label
+    )
     path = tmp_path / "sentiment-model.npz"
     save(path, models, info)
     loaded, meta = load(path)
@@ -83,6 +130,55 @@ def test_saved_model_round_trips_and_the_router_prefers_it(tmp_path: Path) -> No
 
     strict = Classifier(trained=TrainedModels(path, min_corrections=500, min_per_class=10))
     assert strict.sentiment(text, "hi").backend.startswith("lexicon")  # not enough yet
+
+
+def test_a_worse_model_is_not_preferred_and_a_better_one_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Better (hi): slang the lexicon does not know, which the model learns.
+    # Worse (en): words VADER knows, each seen once, which the model cannot learn.
+    rows = [*confirmations(), *examples(4)]
+    models, info, _ = train_all(rows, min_corrections=50, min_per_class=10, baseline=default_label)
+    assert set(models) == {"hi"}
+    won, lost = info["hi"]["cv"], info["en"]["cv"]
+    assert won["preferred"] and won["trained"]["macro_f1"] > won["default"]["macro_f1"]
+    assert not lost["preferred"] and lost["trained"]["macro_f1"] < lost["default"]["macro_f1"]
+    assert lost["default"]["macro_f1"] == 1.0  # VADER gets every one of them right
+
+    caplog.set_level(logging.INFO, "monitor.classify.learned")
+    path = tmp_path / "sentiment-model.npz"
+    save(path, models, info)
+    _, meta = load(path)
+    assert meta["languages"]["en"]["cv"] == lost  # the scores are stored with the model
+    classifier = Classifier(trained=TrainedModels(path, min_corrections=50, min_per_class=10))
+    assert classifier.sentiment("एक्मे सपोर्ट ने फिर लटका दिया", "hi").backend.startswith("trained")
+    assert classifier.sentiment("the acme server is dreadful", "en").backend.startswith("vader")
+    assert "en keeps the default backend" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("trained", "default", "preferred", "reason"),
+    [
+        ((0.90, 0.80, 0.70), (0.80, 0.70, 0.60), True, "beats the default"),
+        ((0.90, 0.80, 0.60), (0.80, 0.70, 0.60), False, "macro-F1 0.60 does not beat"),
+        ((0.75, 0.90, 0.80), (0.80, 0.70, 0.60), False, "below the default's 0.80"),
+        # On corrections that are all the default's mistakes the default scores 0: a model
+        # that beats 0 but would cry wolf is still not used.
+        ((0.60, 0.70, 0.50), (0.00, 0.00, 0.00), False, "below the 0.70 floor for hi"),
+    ],
+)
+def test_verdict_needs_higher_macro_f1_no_lower_precision_and_the_floor(
+    trained: tuple[float, float, float],
+    default: tuple[float, float, float],
+    preferred: bool,
+    reason: str,
+) -> None:
+    def scores(precision: float, f1: float, macro: float) -> Scores:
+        return Scores(precision, f1, f1, macro)
+
+    judged = verdict("hi", 5, scores(*trained), scores(*default))
+    assert judged.preferred is preferred
+    assert reason in judged.reason
 
 
 def test_broken_model_file_is_ignored_with_an_error(
@@ -176,6 +272,8 @@ def test_correct_and_train_commands_end_to_end(
     assert main(["train", "-c", str(path)]) == 0
     out = capsys.readouterr().out
     assert "hi: trained on 96 corrections" in out
+    assert "cross-validated in 5 folds" in out
+    assert "hi: the router will prefer the trained model" in out
     model_file = tmp_path / "data" / "sentiment-model.npz"
     assert model_file.is_file()
     classifier = Classifier.from_config(config)

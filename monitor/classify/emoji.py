@@ -44,20 +44,29 @@ _EMOTICON = re.compile(
 _VARIATION = str.maketrans({"\ufe0f": None, "\ufe0e": None})
 
 
+# Longest first, so a multi-character emoji (😮‍💨) wins over its first character.
+_EMOJI = re.compile("|".join(re.escape(e) for e in sorted(EMOJI_VALENCE, key=len, reverse=True)))
+
+
 def emoji_valences(text: str) -> list[float]:
     """Valence of each polar emoji or emoticon; a run of one emoji counts at most three times."""
     text = text.translate(_VARIATION)
     found: list[float] = []
-    run_char, run_length = "", 0
-    for ch in text:
-        value = EMOJI_VALENCE.get(ch)
-        if value is None:
-            if not ch.isspace():
-                run_char, run_length = "", 0
-            continue
-        run_length = run_length + 1 if ch == run_char else 1
-        run_char = ch
+    run_emoji, run_length, run_end = "", 0, -1
+    for match in _EMOJI.finditer(text):  # regex scan in C: most texts have no emoji at all
+        emoji = match.group()
+        between = text[run_end : match.start()]
+        same_run = emoji == run_emoji and (not between or between.isspace())
+        run_length = run_length + 1 if same_run else 1
+        run_emoji, run_end = emoji, match.end()
         if run_length <= 3:
-            found.append(value)
+            found.append(EMOJI_VALENCE[emoji])
     found += [_EMOTICONS[match] for match in _EMOTICON.findall(text)]
     return found
+
+
+def without_emoji(text: str) -> str:
+    """The text with every emoji and emoticon that ``emoji_valences`` scores blanked out, for
+    a scorer (VADER) that would otherwise score some of them a second time, by the words of
+    their names ("😂" face with tears of *joy*, "🔥" *fire* reads negative)."""
+    return _EMOJI.sub(" ", _EMOTICON.sub(" ", text.translate(_VARIATION)))

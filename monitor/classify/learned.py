@@ -1,4 +1,9 @@
-"""Finds and reloads the model `monitor train` wrote; numpy is imported only when one exists."""
+"""Finds and reloads the model `monitor train` wrote; numpy is imported only when one exists.
+
+A language's trained model is used only where `monitor train` found it better than the
+default backend by cross-validation (``crossval.verdict``) and it learnt from enough
+corrections; every other language keeps the default backend.
+"""
 
 from __future__ import annotations
 
@@ -59,10 +64,17 @@ class TrainedModels:
             self._backends = {}
             return
         self._backends = {}
-        for language, model in models.items():
-            info = meta["languages"][language]
-            if self.enough(info.get("per_class", {})):
-                self._backends[language] = TrainedBackend(model, int(info["examples"]))
+        for language, info in meta["languages"].items():
+            cv = info.get("cv", {})
+            if language not in models or not cv.get("preferred"):
+                log.info(
+                    "classify: %s keeps the default backend: the trained model lost the "
+                    "cross-validation (%s)",
+                    language,
+                    cv.get("reason", "no scores"),
+                )
+            elif self.enough(info.get("per_class", {})):
+                self._backends[language] = TrainedBackend(models[language], int(info["examples"]))
         if self._backends:
             log.info("classify: trained model in use for %s", ", ".join(sorted(self._backends)))
 

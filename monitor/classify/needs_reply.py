@@ -6,13 +6,15 @@ A mention needs a reply when it
 - asks directly (please / help / fix / refund / contact me …, in its language), or
 - reports a service failure (not working, can't log in, still waiting, no response …), or
 - asks a question (``?``/``؟`` or a question word) of someone — the brand is tagged, it
-  speaks to "you", or it asks about the writer's own case ("how do I", "my order"), or
+  speaks to "you", or it asks about the writer's own case ("how do I", "my order") — or
+  asks what the product can do ("does … support IPv6?"), which only the brand can answer, or
 - is negative and about the writer's own experience or addressed to the brand.
 Phrases are matched on whole words of the folded text, so they work in every script.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,6 +29,12 @@ class ReplyCues:
     question_words: tuple[str, ...]
     second_person: tuple[str, ...]  # "you", "your": the text speaks to someone
     first_person: tuple[str, ...]  # "my", "I": about the writer's own case
+    # What a product does or offers ("support", "work with"): in a question, it is asked of
+    # the brand even when the brand is named rather than tagged.
+    capability: tuple[str, ...] = ()
+    # Where set, such a question must open with one of these ("does", "can"): "Which clouds
+    # support IPv6? A roundup" is a headline, "Does Acme support IPv6?" a question to Acme.
+    capability_openers: tuple[str, ...] = ()
 
 
 CUES: dict[str, ReplyCues] = {
@@ -59,6 +67,13 @@ CUES: dict[str, ReplyCues] = {
             "when will",
             "anyone know",
             "does anyone know",
+            "can someone",
+            "could someone",
+            "can somebody",
+            "someone please",
+            "look at it",
+            "look at this",
+            "take a look",
         ),
         failures=(
             "not working",
@@ -80,7 +95,12 @@ CUES: dict[str, ReplyCues] = {
             "never arrived",
             "never received",
             "charged twice",
+            "charged me twice",
+            "charged us twice",
+            "billed twice",
             "double charged",
+            "double charge",
+            "double billed",
             "lost my",
             "cancelled my",
             "canceled my",
@@ -89,6 +109,14 @@ CUES: dict[str, ReplyCues] = {
             "broken",
             "error",
             "crashed",
+            "crashing",
+            "keeps crashing",
+            "crashes when",
+            "crashes every",
+            "crashes on",
+            "keeps freezing",
+            "freezes when",
+            "keeps hanging",
             "stuck",
             "stranded",
             "delayed",
@@ -97,6 +125,21 @@ CUES: dict[str, ReplyCues] = {
         question_words=(),  # English questions carry a "?"; "how do I …" is an ask
         second_person=("you", "your", "you're", "u", "ur", "yours"),
         first_person=("i", "my", "me", "we", "our", "i'm", "i've", "us", "mine"),
+        capability=(
+            "support",
+            "supports",
+            "work with",
+            "works with",
+            "integrate with",
+            "integrates with",
+            "compatible with",
+            "offer",
+            "offers",
+            "is there a way",
+            "is it possible",
+            "available in",
+        ),
+        capability_openers=("does", "do", "did", "can", "could", "will", "would", "is", "are"),
     ),
     "hi": ReplyCues(
         asks=(
@@ -141,10 +184,30 @@ CUES: dict[str, ReplyCues] = {
             "लॉगिन नहीं",
             "पैसे कट गए",
             "पैसा कट गया",
+            "दो बार पैसे कट",
+            "पैसे दो बार कट",
+            "डबल चार्ज",
+            "क्रैश हो",
+            "क्रैश कर",
+            "क्रेश हो",
+            "हैंग हो",
+            "अटक जाता",
+            "अटक जाती",
+            "जवाब नहीं दिया",
+            "जवाब नहीं दे रहे",
+            "जवाब नहीं देते",
         ),
         question_words=("क्या", "कैसे", "कब", "क्यों", "कहाँ", "कहां", "कौन", "किसे", "कितना", "कितने"),
         second_person=("आप", "आपका", "आपकी", "आपके", "तुम", "तुम्हारा", "आपने"),
         first_person=("मैं", "मेरा", "मेरी", "मेरे", "मुझे", "हम", "हमारा", "हमें", "मैंने"),
+        capability=(
+            "सपोर्ट करता",
+            "सपोर्ट करती",
+            "सपोर्ट करते",
+            "सुविधा है",
+            "सुविधा मिलती",
+            "उपलब्ध है",
+        ),
     ),
     "bn": ReplyCues(
         asks=(
@@ -179,6 +242,25 @@ CUES: dict[str, ReplyCues] = {
             "টাকা কেটে নিয়েছে",
             "লগইন করতে পারছি না",
             "বন্ধ হয়ে গেছে",
+            "ক্র্যাশ করছে",
+            "ক্র্যাশ করে",
+            "ক্র্যাশ হয়",
+            "ক্র্যাশ হচ্ছে",
+            "ক্র্যাশ হয়ে",
+            "হ্যাং হয়ে",
+            "হ্যাং করে",
+            "আটকে যায়",
+            "দুইবার টাকা কেটেছে",
+            "দুবার টাকা কেটেছে",
+            "উত্তর দেয়নি",
+            "উত্তর দেয় না",
+            "উত্তর দিচ্ছে না",
+            "উত্তর দিল না",
+            "উত্তর দিলো না",
+            "সাড়া দেয়নি",
+            "সাড়া দিচ্ছে না",
+            "জবাব দেয়নি",
+            "জবাব দিচ্ছে না",
         ),
         question_words=(
             "কি",
@@ -195,6 +277,7 @@ CUES: dict[str, ReplyCues] = {
         ),
         second_person=("আপনি", "আপনার", "আপনারা", "আপনাদের", "তুমি", "তোমার", "তোমরা"),
         first_person=("আমি", "আমার", "আমাকে", "আমরা", "আমাদের"),
+        capability=("সাপোর্ট করে", "সাপোর্ট আছে", "সুবিধা আছে", "পাওয়া যায়", "পাওয়া যাবে"),
     ),
     "fa": ReplyCues(
         asks=(
@@ -235,14 +318,48 @@ CUES: dict[str, ReplyCues] = {
             "کسر شده",
             "لغو شد",
             "هنوز منتظرم",
+            "کرش میکنه",
+            "کرش میکند",
+            "کرش کرد",
+            "کرش کرده",
+            "هنگ میکنه",
+            "هنگ میکند",
+            "هنگ کرده",
+            "دو بار کسر",
+            "دوبار کسر",
+            "جواب ندادن",
+            "جواب ندادند",
+            "جواب نداد",
+            "جواب نمیدن",
+            "جواب نمیدهند",
+            "جواب نمیده",
+            "جوابی نداد",
+            "جوابی ندادن",
+            "پاسخ ندادند",
+            "پاسخ نداد",
+            "پاسخ نمیدهند",
+            "پاسخگو نیستند",
+            "پاسخگو نیست",
         ),
         question_words=("آیا", "چرا", "کی", "کجا", "چطور", "چگونه", "چه", "چند", "کدام", "کدوم"),
         second_person=("شما", "شمارو", "تون", "تان", "شماها"),
         first_person=("من", "ما", "مال من", "برام", "بنده"),
+        capability=(
+            "پشتیبانی میکنه",
+            "پشتیبانی میکند",
+            "ساپورت میکنه",
+            "ساپورت میکند",
+            "امکانش هست",
+            "امکان داره",
+            "امکان دارد",
+        ),
     ),
 }
 
 QUESTION_MARKS = ("?", "؟", "？")
+# A sentence and the mark that ends it; a question is one ending in a question mark.
+_SENTENCE = re.compile(r"([^.!?؟？।\n]*)([.!?؟？।\n]|$)")
+_HANDLE_OR_TAG = re.compile(r"^(?:[@#]\S+\s+)+")
 
 
 def _words(text: str, language: str) -> str:
@@ -255,7 +372,32 @@ def _phrase(phrase: str, language: str) -> str:
 
 
 def _has(words: str, phrases: tuple[str, ...], language: str) -> bool:
-    return any(_phrase(phrase, language) in words for phrase in phrases)
+    pattern = _phrases_pattern(phrases, language)
+    return pattern is not None and pattern.search(words) is not None
+
+
+@lru_cache(maxsize=512)
+def _phrases_pattern(phrases: tuple[str, ...], language: str) -> re.Pattern[str] | None:
+    """One regex for a cue list: a single scan of the text instead of one `in` per phrase.
+    Phrases are space-padded word runs, so this is the same substring test."""
+    folded = sorted({_phrase(phrase, language) for phrase in phrases}, key=len, reverse=True)
+    folded = [phrase for phrase in folded if phrase.strip()]
+    return re.compile("|".join(re.escape(phrase) for phrase in folded)) if folded else None
+
+
+def _asks_what_it_can_do(text: str, words: str, cues: ReplyCues, language: str) -> bool:
+    if not _has(words, cues.capability, language):
+        return False
+    if not cues.capability_openers:
+        return True
+    for sentence, mark in _SENTENCE.findall(text):
+        if mark not in QUESTION_MARKS:
+            continue
+        opening = _HANDLE_OR_TAG.sub("", sentence.strip())
+        first = _words(opening, language).split()[:1]
+        if first and first[0] in cues.capability_openers:
+            return True
+    return False
 
 
 def needs_reply(text: str, language: str, *, tagged: bool = False, negative: bool = False) -> bool:
@@ -269,6 +411,6 @@ def needs_reply(text: str, language: str, *, tagged: bool = False, negative: boo
     question = question or _has(words, cues.question_words, language)
     addressed = tagged or _has(words, cues.second_person, language)
     personal = _has(words, cues.first_person, language)
-    if question and (addressed or personal):
+    if question and (addressed or personal or _asks_what_it_can_do(text, words, cues, language)):
         return True
     return negative and (addressed or personal)

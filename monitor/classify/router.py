@@ -1,8 +1,8 @@
 """Routes each text to the sentiment backend for its language.
 
 Order of preference for a language: a model trained on this deployment's corrections
-(once it has learnt from enough of them), then the configured backend, then the default
-backend for that language; a language nobody knows gets a neutral judgement whose
+(where `monitor train` found it better by cross-validation and it learnt from enough of
+them), then the configured backend, then the default backend for that language; a language nobody knows gets a neutral judgement whose
 scores only lean with its emoji — never an alarm.
 """
 
@@ -53,11 +53,14 @@ class Classifier:
                 self._by_language.setdefault(language, backend)
 
     @classmethod
-    def from_config(cls, config: Config, *, strict: bool = False) -> Classifier:
+    def from_config(
+        cls, config: Config, *, strict: bool = False, use_trained: bool = True
+    ) -> Classifier:
         """The classifier a deployment asked for in `classify:`.
 
         A transformer that cannot be loaded raises ``ClassifierError`` when ``strict``;
         the daemon (not strict) logs the error and keeps running on the default backends.
+        ``use_trained=False`` leaves out the trained model: what `monitor train` compares with.
         """
         from monitor.classify.learned import TrainedModels
 
@@ -73,6 +76,8 @@ class Classifier:
                     raise
                 log.error("%s; using the default backends until this is fixed", exc)
         backends += default_backends()
+        if not use_trained:
+            return cls(backends)
         trained = TrainedModels(
             settings.trained_model_path(config.database),
             min_corrections=settings.min_corrections,

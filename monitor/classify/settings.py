@@ -34,7 +34,8 @@ class ClassifyConfig(BaseModel):
     # File written by `monitor train`; empty = sentiment-model.npz next to the SQLite
     # database (./data/ for PostgreSQL).
     trained_model: str = ""
-    # A language's trained model is used only once it learnt from this many corrections …
+    # A language's trained model is used only once it learnt from this many corrections and
+    # `monitor train` found it better than the default backend by cross-validation …
     min_corrections: int = Field(default=50, ge=1)
     # … with at least this many of every class (negative, neutral, positive).
     min_per_class: int = Field(default=10, ge=1)

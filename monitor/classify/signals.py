@@ -26,11 +26,14 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from monitor.normalize import normalize_text, token_texts
+from monitor.normalize import WORD, ZWJ, ZWNJ, normalize_text, token_texts
 from monitor.store.tables import mentions
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
-_MENTION_OR_TAG = re.compile(r"[@#]\w+")
+# `\w` stops at Devanagari/Bengali vowel signs and viramas (#एक्मे would leave "्मे" behind as
+# a word), so a handle or hashtag is a run of the normaliser's own word characters; ZWNJ/ZWJ
+# stay inside it as they do inside Persian and Bengali words.
+_MENTION_OR_TAG = re.compile(f"[@#\uff20\uff03](?:{WORD.pattern}|[{ZWNJ}{ZWJ}])+")
 # An author with this many mentions is "frequent"; with this negative share "mostly negative".
 FREQUENT_AUTHOR = 5
 MOSTLY_NEGATIVE = 0.7

@@ -2,16 +2,17 @@
 
 Features are hashed character 2–4-grams and words of the folded text (no vocabulary to
 store, any script); the model is multinomial logistic regression, one per language. At
-run time it needs numpy only. The router prefers a language's model once it learnt from
-``min_corrections`` corrections with at least ``min_per_class`` of every class
-(``learned.TrainedModels``).
+run time it needs numpy only. `monitor train` cross-validates each language's model on the
+corrections against the backend it would replace (``crossval``) and keeps the weights only
+where it wins; the router prefers such a model once it learnt from ``min_corrections``
+corrections with at least ``min_per_class`` of every class (``learned.TrainedModels``).
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +20,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from monitor.classify import crossval
 from monitor.classify.base import LABELS, SentimentBackend, SentimentResult
 from monitor.classify.text import fold
 from monitor.normalize import token_texts
 
-FORMAT_VERSION = 1
+# 2: cross-validation scores per language; weights only for languages that won.
+FORMAT_VERSION = 2
 HASH_DIM = 2**17  # 131072 features × 3 classes × 4 bytes ≈ 1.5 MB per language
 NGRAM_SIZES = (2, 3, 4)
 
@@ -59,6 +62,9 @@ class LanguageModel:
         logits = logits - logits.max()
         exp = np.exp(logits)
         return exp / exp.sum()
+
+    def label(self, text: str, language: str) -> str:
+        return LABELS[int(self.probabilities(text, language).argmax())]
 
 
 class TrainedBackend(SentimentBackend):
@@ -155,16 +161,24 @@ def load(path: Path) -> tuple[dict[str, LanguageModel], dict[str, Any]]:
         models = {
             language: LanguageModel(data[f"{language}.weights"], data[f"{language}.bias"])
             for language in meta["languages"]
+            if f"{language}.weights" in data.files
         }
     return models, meta
 
 
 def train_all(
-    examples: Sequence[tuple[str, str, str]], *, min_corrections: int, min_per_class: int
+    examples: Sequence[tuple[str, str, str]],
+    *,
+    min_corrections: int,
+    min_per_class: int,
+    baseline: Callable[[str, str], str],
 ) -> tuple[dict[str, LanguageModel], dict[str, dict[str, Any]], dict[str, str]]:
-    """Train one model per language that has enough (text, language, label) examples.
+    """Train one model per language that has enough (text, language, label) examples and
+    cross-validate it against ``baseline(text, language)``, the label the router would give
+    without it.
 
-    Returns (models, info per trained language, reason per skipped language).
+    Returns (models of the languages where the trained model won, info per evaluated
+    language with its ``cv`` verdict and scores, reason per skipped language).
     """
     by_language: dict[str, list[tuple[str, str]]] = {}
     for text, language, label in examples:
@@ -183,6 +197,29 @@ def train_all(
                 f"with {min_per_class} of each class"
             )
             continue
-        models[language] = train_language([t for t, _ in items], [y for _, y in items], language)
-        info[language] = {"examples": len(items), "per_class": per_class}
+        texts, labels = [t for t, _ in items], [y for _, y in items]
+        judged = evaluate(texts, labels, language, baseline)
+        info[language] = {"examples": len(items), "per_class": per_class, "cv": judged.as_dict()}
+        if judged.preferred:
+            models[language] = train_language(texts, labels, language)
     return models, info, skipped
+
+
+def evaluate(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    language: str,
+    baseline: Callable[[str, str], str],
+) -> crossval.Verdict:
+    """Cross-validated scores of a model trained on these examples and of the baseline on
+    the same examples, and whether the router should prefer the trained model."""
+
+    def fit_and_predict(train: list[int], test: list[int]) -> list[str]:
+        model = train_language([texts[i] for i in train], [labels[i] for i in train], language)
+        return [model.label(texts[i], language) for i in test]
+
+    folds, predicted = crossval.cross_validated_predictions(texts, labels, fit_and_predict)
+    default = [baseline(text, language) for text in texts]
+    return crossval.verdict(
+        language, folds, crossval.scores(labels, predicted), crossval.scores(labels, default)
+    )

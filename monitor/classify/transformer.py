@@ -5,6 +5,10 @@ once (README, "Sentiment and needs-reply"): ``model.onnx`` (inputs ``input_ids``
 ``attention_mask``, optionally ``token_type_ids``; first output = logits per class),
 ``tokenizer.json`` (Hugging Face tokenizers format) and optionally ``config.json`` whose
 ``id2label`` names the classes. Nothing is ever downloaded at run time.
+
+The backend's label (stored with every judgement) names the model and, when its metadata
+has one, its version: ``transformer/<name>@<version>`` (see ``_identity``), so judgements
+made by two models kept in the same directory can be told apart.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from monitor.classify.settings import TransformerConfig
 
 # Label names seen in sentiment models' config.json, mapped to ours.
 _LABEL_WORDS = {"neg": "negative", "neu": "neutral", "pos": "positive"}
+# mentions.sentiment_backend holds at most this many characters.
+LABEL_MAX_CHARS = 80
 
 
 class TransformerBackend(SentimentBackend):
@@ -45,7 +51,6 @@ class TransformerBackend(SentimentBackend):
                     "model.onnx and tokenizer.json (see README, 'Sentiment and needs-reply')"
                 )
         self.languages = frozenset(languages)
-        self.model_name = model_dir.name
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -66,6 +71,7 @@ class TransformerBackend(SentimentBackend):
                 f"classify: {model_path} has no 'input_ids' input (has {sorted(self._inputs)})"
             )
         self._order = _label_order(model_dir / "config.json")
+        self.model_name, self.model_version = _identity(self._session, model_dir)
         self._lock = threading.Lock()  # the pipeline may classify from a worker thread
 
     @classmethod
@@ -84,7 +90,8 @@ class TransformerBackend(SentimentBackend):
 
     @property
     def label(self) -> str:
-        return f"{self.name}/{self.model_name}"
+        model = f"{self.model_name}@{self.model_version}" if self.model_version else self.model_name
+        return f"{self.name}/{model}"[:LABEL_MAX_CHARS]
 
     def probabilities(self, text: str) -> list[float]:
         import numpy as np
@@ -132,3 +139,28 @@ def _label_order(config_path: Path) -> list[str]:
             )
         order.append(label)
     return order
+
+
+def _identity(session: Any, model_dir: Path) -> tuple[str, str]:
+    """(name, version) of the model, from its own metadata where it has any.
+
+    Name: ONNX metadata ``name``, else config.json's ``_name_or_path`` (last part, as Hugging
+    Face writes it), else the directory's name. Version: ONNX metadata ``version``, else the
+    ONNX ``model_version`` when set (it defaults to 0), else config.json's ``version``, else
+    "" — a directory name says nothing about which weights are in it.
+    """
+    meta = session.get_modelmeta()
+    custom = dict(meta.custom_metadata_map or {})
+    config: dict[str, Any] = {}
+    config_path = model_dir / "config.json"
+    if config_path.is_file():
+        try:
+            loaded = json.loads(config_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            loaded = {}  # _label_order has already said what is wrong with it
+        config = loaded if isinstance(loaded, dict) else {}
+    name = str(custom.get("name") or config.get("_name_or_path") or "").rstrip("/")
+    name = name.rsplit("/", 1)[-1] or model_dir.name
+    version = custom.get("version") or (str(meta.version) if meta.version else "")
+    version = version or str(config.get("version") or "")
+    return name, version

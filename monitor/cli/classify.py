@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from monitor.classify.base import ClassifierError
 from monitor.classify.corrections import CorrectionError, record_correction, sentiment_examples
 from monitor.cli.common import CliError, Command, actor, config_path, load, run_async, with_store
 from monitor.config import Config
+from monitor.pipeline import brand_handles, is_tagged
 from monitor.store import Store
 
 
@@ -27,12 +29,21 @@ def _optional_config(args: argparse.Namespace) -> Config | None:
 
 def _classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--tagged", action="store_true", help="treat every text as tagging the brand"
+        "--tagged",
+        action="store_true",
+        help="treat every text as tagging the brand (without it, a text is tagged when it "
+        "@-mentions one of the config's brand.accounts, as in the daemon)",
     )
 
 
-def judge_line(classifier: Classifier, line: str, tagged: bool) -> dict[str, Any]:
-    """One input line → one output object; a bad line gives an object with `error`."""
+def judge_line(
+    classifier: Classifier, line: str, tagged: bool, handles: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One input line → one output object; a bad line gives an object with `error`.
+
+    ``tagged`` is the line's own ``"tagged"`` if it has one, else True with ``--tagged``,
+    else whether the text @-mentions one of the brand's ``handles`` (the daemon's rule).
+    """
     try:
         item = json.loads(line)
     except ValueError as exc:
@@ -42,17 +53,19 @@ def judge_line(classifier: Classifier, line: str, tagged: bool) -> dict[str, Any
     language = item.get("lang")
     if language is not None and not isinstance(language, str):
         return {"error": '"lang" must be a string such as "en", "hi", "bn" or "fa"'}
-    judgement = classifier.judge(
-        item["text"],
-        language.lower() if language else None,
-        tagged=bool(item.get("tagged", tagged)),
-    )
+    given = item.get("tagged")
+    if given is not None and not isinstance(given, bool):
+        return {"error": '"tagged" must be true or false'}
+    if given is None:
+        given = tagged or is_tagged(item["text"], handles)
+    judgement = classifier.judge(item["text"], language.lower() if language else None, tagged=given)
     sentiment = judgement.sentiment
     result: dict[str, Any] = {
         "sentiment": sentiment.label,
         "scores": sentiment.as_dict(),
         "language": judgement.language,
         "needs_reply": judgement.needs_reply,
+        "tagged": given,
         "backend": sentiment.backend,
     }
     if "id" in item:
@@ -66,12 +79,13 @@ def _classify(args: argparse.Namespace) -> int:
         classifier = Classifier.from_config(config, strict=True) if config else Classifier()
     except ClassifierError as exc:
         raise CliError(str(exc), exit_code=2) from None
+    handles = brand_handles(config) if config else []
     out = sys.stdout
     for number, line in enumerate(sys.stdin, 1):
         if not line.strip():
             result: dict[str, Any] = {"error": "empty line"}
         else:
-            result = judge_line(classifier, line, args.tagged)
+            result = judge_line(classifier, line, args.tagged, handles)
         if "error" in result:
             result["line"] = number
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -133,14 +147,17 @@ def _train(args: argparse.Namespace) -> int:
             return await sentiment_examples(connection)
 
     examples = run_async(with_store(config, action))
+    # What the router gives without a trained model: the bar each trained model must clear.
+    default = Classifier.from_config(config, use_trained=False)
     models, info, skipped = trained.train_all(
         [(e.text, e.language, e.label) for e in examples],
         min_corrections=settings.min_corrections,
         min_per_class=settings.min_per_class,
+        baseline=lambda text, language: default.sentiment(text, language).label,
     )
     for language, reason in skipped.items():
         print(f"{language}: not trained — {reason}")
-    if not models:
+    if not info:
         print(f"no language has enough corrections yet ({len(examples)} in total); nothing written")
         return 0
     path = Path(args.output) if args.output else settings.trained_model_path(config.database)
@@ -149,9 +166,25 @@ def _train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"monitor train: cannot write {path}: {exc}") from None
     for language, details in info.items():
-        print(f"{language}: trained on {details['examples']} corrections {details['per_class']}")
+        cv = details["cv"]
+        print(
+            f"{language}: trained on {details['examples']} corrections {details['per_class']}; "
+            f"cross-validated in {cv['folds']} folds: trained "
+            f"{_scores(cv['trained'])} vs default {_scores(cv['default'])}"
+        )
+        if language in models:
+            print(f"{language}: the router will prefer the trained model — {cv['reason']}")
+        else:
+            print(f"{language}: keeping the default backend — {cv['reason']}")
     print(f"wrote {path}; the daemon picks it up within a minute")
     return 0
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return (
+        f"negative P {scores['negative_precision']:.2f} F1 {scores['negative_f1']:.2f}, "
+        f"macro-F1 {scores['macro_f1']:.2f}"
+    )
 
 
 COMMANDS = {

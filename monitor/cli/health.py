@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.cli.common import Command, load, run_async, to_json, with_store
 from monitor.config import Config
 from monitor.durations import format_duration
+from monitor.replies import reply_health
 from monitor.store import Store
 from monitor.store import heartbeat as heartbeat_store
 from monitor.store import sources as source_store
 from sources import SOURCES
-from sources.base import Source, SourceConfig, SourceContext
+from sources.base import Source, SourceConfig, SourceContext, share_budgets
 from sources.http import HttpClient
 
 
@@ -58,15 +60,26 @@ def _sources_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per source")
 
 
+# Columns of `monitor sources`; a longer note or counter line wraps, it is never cut.
+_WIDTH = 100
+_NOTE_CHARS = 90
+_INDENT = " " * 19
+
+
 def _sources(args: argparse.Namespace) -> int:
     config = load(args)
     now = datetime.now(UTC)
 
-    async def action(store: Store) -> list[source_store.SourceHealth]:
+    async def action(
+        store: Store,
+    ) -> tuple[list[source_store.SourceHealth], dict[str, dict[str, Any]]]:
         async with store.read() as connection:
-            return await source_store.health(connection, now)
+            rows = await source_store.health(connection, now)
+            replies = {s.name: await reply_health(connection, s.name) for s in config.sources}
+            return rows, replies
 
-    rows = {row.source: row for row in run_async(with_store(config, action))}
+    health, replies = run_async(with_store(config, action))
+    rows = {row.source: row for row in health}
     adapters = _adapters(config)
     out = sys.stdout
     if not args.json:
@@ -79,23 +92,57 @@ def _sources(args: argparse.Namespace) -> int:
         adapter = adapters.get(section.name)
         status = _status(section.enabled, row)
         interval = adapter.interval if adapter else section.every
+        streaming = bool(adapter and adapter.streaming)
         limits = _limits(adapter)
-        stats = row.stats if row else {}
+        # Limits are a line of their own; older rows may still carry a copy in stats.
+        stats = {k: v for k, v in (row.stats if row else {}).items() if k != "limits"}
+        reply = replies.get(section.name, {})
         if args.json:
-            out.write(to_json(_as_json(section, status, row, interval, limits)) + "\n")
+            out.write(
+                to_json(_as_json(section, status, row, interval, limits, streaming, reply)) + "\n"
+            )
             continue
+        note = " ".join(_note(row).split())
         out.write(
             f"{section.name[:18]:<18} {section.type[:13]:<13} {status:<8} "
             f"{_ago(row.last_success_at, now) if row else 'never':<10} "
             f"{row.items_24h if row else 0:>5} {row.error_streak if row else 0:>4}  "
-            f"{_ago(row.next_check_at, now) if row else '-':<10} "
-            f"{format_duration(interval):<8} {' '.join(_note(row).split())[:90]}\n"
+            f"{_next(row, now, streaming):<10} "
+            f"{'stream' if streaming else format_duration(interval):<8} "
+            f"{note if len(note) <= _NOTE_CHARS else ''}\n"
         )
+        # A long note (a hint naming the config keys to fix) gets lines of its own.
+        lines = [("note", note)] if len(note) > _NOTE_CHARS else []
         # Limits as data, and what the last run reported (quota left, posts/min, ...).
-        for label, values in (("limits", limits), ("now", stats)):
-            if values:
-                out.write(f"{'':<18} {label}: {_compact(values)[:200]}\n")
+        lines += [("limits", _compact(limits)), ("now", _compact(stats))]
+        lines.append(("replies", reply.get("replies_error", "")))
+        for label, text in lines:
+            if text:
+                out.write(_wrapped(f"{label}: {text}"))
     return 0
+
+
+def _next(row: source_store.SourceHealth | None, now: datetime, streaming: bool) -> str:
+    """When the source runs next; a stream is always on, or reconnecting after a failure."""
+    if row is None:
+        return "-"
+    if streaming:
+        return "reconnect" if row.error_streak else "live"
+    return _ago(row.next_check_at, now)
+
+
+def _wrapped(text: str) -> str:
+    return "".join(
+        f"{line}\n"
+        for line in textwrap.wrap(
+            text,
+            _WIDTH,
+            initial_indent=_INDENT,
+            subsequent_indent=_INDENT + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    )
 
 
 def _adapters(config: Config) -> dict[str, Source]:
@@ -109,6 +156,8 @@ def _adapters(config: Config) -> dict[str, Source]:
             built[section.name] = SOURCES[section.type](section.name, section, context)
         except Exception:  # an adapter that cannot even be built still gets its row
             continue
+    # As the daemon plans them: sources that spend one budget split it.
+    share_budgets(source for source in built.values() if source.config.enabled)
     return built
 
 
@@ -152,13 +201,17 @@ def _as_json(
     row: source_store.SourceHealth | None,
     interval: timedelta,
     limits: dict[str, Any],
+    streaming: bool,
+    replies: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "source": section.name,
         "type": section.type,
         "enabled": section.enabled,
         "status": status,
-        "interval_s": interval.total_seconds(),
+        "streaming": streaming,
+        # A stream has no poll interval.
+        "interval_s": None if streaming else interval.total_seconds(),
         "last_success_at": row.last_success_at if row else None,
         "last_attempt_at": row.last_attempt_at if row else None,
         "last_item_at": row.last_item_at if row else None,
@@ -173,7 +226,9 @@ def _as_json(
         "dark_since": row.dark_since if row else None,
         "dark_reason": row.dark_reason if row else None,
         "limits": limits,
-        "stats": row.stats if row else {},
+        "stats": {k: v for k, v in (row.stats if row else {}).items() if k != "limits"},
+        "replies_checked_at": replies.get("replies_checked_at"),
+        "replies_error": replies.get("replies_error"),
     }
 
 

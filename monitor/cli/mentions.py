@@ -6,7 +6,11 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alerts.text import safe_url
 from monitor.cli.common import CliError, Command, actor, load, run_async, to_json, with_store
 from monitor.durations import parse_duration
 from monitor.store import Store
@@ -66,13 +70,32 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per mention")
 
 
+async def listing(
+    connection: AsyncConnection,
+    *,
+    state: str | None = None,
+    watchlist: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """What `monitor mentions` shows: only the public columns are read."""
+    return await mention_store.list_mentions(
+        connection,
+        state=state,
+        watchlist=watchlist,
+        since=since,
+        limit=limit,
+        columns=[name for name in PUBLIC_FIELDS if name != "watchlists"],
+    )
+
+
 def _list(args: argparse.Namespace) -> int:
     config = load(args)
     since = _since(args.since) if args.since else None
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.read() as connection:
-            return await mention_store.list_mentions(
+            return await listing(
                 connection,
                 state=args.state,
                 watchlist=args.watchlist,
@@ -110,6 +133,7 @@ def _state_command(
 
     def handler(args: argparse.Namespace) -> int:
         config = load(args)
+        answer_url = _reply_link(getattr(args, "link", None))
 
         async def action(store: Store) -> dict[str, Any]:
             async with store.begin() as connection:
@@ -121,7 +145,7 @@ def _state_command(
                         actor=actor(),
                         now=datetime.now(UTC),
                         reason=getattr(args, "reason", "") or "",
-                        answer_url=getattr(args, "link", None),
+                        answer_url=answer_url,
                     )
                 except mention_store.StateChangeError as exc:
                     raise CliError(str(exc)) from None
@@ -131,6 +155,20 @@ def _state_command(
         return 0
 
     return Command(help_text, arguments, handler)
+
+
+def _reply_link(link: str | None) -> str | None:
+    """The reply's address, shown as a link in Slack and email: http(s) only."""
+    if link is None:
+        return None
+    safe = safe_url(link)
+    if safe is None or not urlsplit(safe).netloc:
+        raise CliError(
+            f"monitor answer: --link {link!r} is not an http(s) URL; give the address of the reply, "
+            "e.g. https://mastodon.social/@acme/112233",
+            exit_code=2,
+        )
+    return safe
 
 
 COMMANDS = {

@@ -6,6 +6,7 @@ import argparse
 
 from monitor.cli.common import CliError, Command, config_path, load, run_async, setup_logging
 from monitor.daemon import Daemon
+from monitor.memory import limit_malloc_arenas
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args, config.daemon.log_level, config.secret_values())
     if args.no_alerts and not args.once:
         raise CliError("--no-alerts only makes sense with --once", exit_code=2)
+    limit_malloc_arenas()  # before the database and parser threads start
     daemon = Daemon(config, path)
     if args.once:
         outcomes = run_async(daemon.run_once(alerts_enabled=not args.no_alerts))

@@ -7,6 +7,7 @@ open connection, so one pipeline step can combine them in a single transaction.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,9 +48,39 @@ class WriteHealth:
         if self.failing_since is None:
             return None
         return (
-            f"database writes failing since {self.failing_since:%H:%M:%S} UTC ({self.last_error}) — "
-            "check free disk space and whether another process holds a lock on the database"
+            f"database writes failing since {self.failing_since:%H:%M:%S} UTC: "
+            f"{database_problem(self.last_error)}"
         )
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """A failure of the database itself (locked, full, gone), not of the data written."""
+    return isinstance(exc, OperationalError | OSError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def database_problem(error: BaseException | str) -> str:
+    """One line for the operator: what the database said, and what to check. Never the SQL
+    or its parameters (mention text from the internet, thousands of characters of it)."""
+    if isinstance(error, BaseException):
+        error = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
+    lowered = error.lower()
+    if "locked" in lowered or "busy" in lowered:
+        hint = (
+            "another process holds a lock on the database (a backup, a second daemon, an open "
+            "`sqlite3` shell?); nothing is lost — the work is retried until it goes through"
+        )
+    elif "full" in lowered or "no space" in lowered or "quota" in lowered:
+        hint = (
+            "the disk holding the database is full — free space there; nothing is lost, "
+            "sources are polled again and alerts stay queued"
+        )
+    elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
+        hint = "the database file or its folder is not writable by the daemon's user"
+    else:
+        hint = "check the database server or file, free disk space and permissions"
+    return f"{error} — {hint}"
 
 
 class Store:
@@ -100,6 +131,7 @@ class Store:
         if self.dialect != "sqlite":
             return
         for attempt in range(1, OPTIMIZE_ATTEMPTS + 1):
+            started = time.monotonic()
             try:
                 async with self.engine.connect() as connection:
                     await connection.exec_driver_sql("PRAGMA analysis_limit=1000")
@@ -108,9 +140,11 @@ class Store:
                     await connection.exec_driver_sql("COMMIT")
                 return
             except OperationalError as exc:
-                # SQLite can refuse even BEGIN IMMEDIATE without waiting while writers
-                # come and go; a moment later it goes through.
-                if "locked" not in str(exc) or attempt == OPTIMIZE_ATTEMPTS:
+                # SQLite can refuse even BEGIN IMMEDIATE at once while writers come and go;
+                # a moment later it goes through. A refusal after waiting out busy_timeout
+                # means a real lock holder: retrying would only wait that long again.
+                quick = time.monotonic() - started < OPTIMIZE_RETRY_S * OPTIMIZE_ATTEMPTS
+                if "locked" not in str(exc) or not quick or attempt == OPTIMIZE_ATTEMPTS:
                     raise
                 await asyncio.sleep(OPTIMIZE_RETRY_S * attempt)
 

@@ -177,12 +177,14 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    """A real aiosmtpd server on localhost with STARTTLS (trustme certificate) and login."""
+    """A real aiosmtpd server on localhost with STARTTLS (trustme certificate) and login;
+    ``implicit_tls=True`` speaks TLS from the first byte instead, like port 465."""
 
-    def __init__(self, tmp: Path, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, port: int | None = None, *, implicit_tls: bool = False) -> None:
         import trustme
 
         self.port = port or free_port()
+        self.implicit_tls = implicit_tls
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Any] = []
         ca = trustme.CA()
@@ -213,14 +215,15 @@ class SmtpServer:
             ok = getattr(login, "login", None) == b"alerts" and login.password == b"s3cret"
             return AuthResult(success=ok, handled=False)
 
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; with implicit TLS the whole
+        # connection is encrypted, so AUTH is offered without that check.
+        tls: dict[str, Any] = (
+            {"ssl_context": self.tls, "auth_require_tls": False}
+            if self.implicit_tls
+            else {"tls_context": self.tls, "require_starttls": True, "auth_require_tls": True}
+        )
         self.controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=self.port,
-            tls_context=self.tls,
-            require_starttls=True,
-            authenticator=authenticator,
-            auth_require_tls=True,
+            Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticator, **tls
         )
         self.controller.start()
         return self
@@ -234,7 +237,7 @@ class SmtpServer:
         return {
             "host": "127.0.0.1",
             "port": self.port,
-            "security": "starttls",
+            "security": "tls" if self.implicit_tls else "starttls",
             "username": "alerts",
             "password": "s3cret",
             "sender": "Brand monitor <alerts@acme.example>",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,3 +105,20 @@ def rss(items: list[dict[str, Any]], title: str = "test feed") -> bytes:
 
 async def slow(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+def drop_connection(request: web.Request, *, reset: bool = True) -> None:
+    """Drop the client's connection mid-exchange, as a crashing server or a middlebox does.
+
+    ``reset``: a TCP RST (SO_LINGER with a zero timeout turns close() into a reset);
+    otherwise an orderly close (FIN) with nothing more sent.
+    """
+    transport = request.transport
+    assert transport is not None
+    if reset:
+        transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        transport.abort()
+    else:
+        transport.close()
