@@ -8,14 +8,13 @@ the messages carry buttons, handled over Socket Mode by ``alerts.slack_interacti
 ``webhook_url`` alone is the simpler mode: one message per alert, no threads or buttons.
 
 Every message carries metadata with the alert's ``idempotency_key``: when a crash cut an
-attempt short, ``send`` first looks for that message in the channel (conversations.history,
-with the channels:history / groups:history scopes) and posts only if it is not there.
+attempt short, ``send`` first looks for that message in the channel and posts only if it
+is not there (``alerts.slack_history``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,33 +42,13 @@ from alerts.slack_blocks import (
     mention_blocks,
     notice_blocks,
 )
+from alerts.slack_history import METADATA_EVENT_TYPE, find_posted
 
 if TYPE_CHECKING:
     from alerts.slack_interactive import SlackInteractive
     from monitor.store import Store
 
 log = logging.getLogger(__name__)
-
-# Message metadata (https://docs.slack.dev/messaging/message-metadata) on every alert, so
-# the sink can recognise its own message after a crash instead of posting it again.
-METADATA_EVENT_TYPE = "brand_monitor_alert"
-# Where an interrupted alert can be: its attempt started at Alert.interrupted_at and the
-# outbox gives one send 30 s; the margins cover clock skew between this host and Slack.
-LOOKUP_BEFORE = timedelta(minutes=2)
-LOOKUP_AFTER = timedelta(minutes=3)
-# Messages read per history page, and pages read at most, looking for it.
-LOOKUP_PAGE_MESSAGES = 15
-LOOKUP_MAX_PAGES = 10
-# conversations.list pages read at most to turn a #name into a channel id.
-CHANNEL_LIST_MAX_PAGES = 20
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
-# What to change when reading history fails (the alert is then posted again).
-LOOKUP_HINTS = {
-    "missing_scope": "add the channels:history, groups:history, channels:read and groups:read "
-    "scopes (deploy/slack-app-manifest.yaml) and reinstall the app",
-    "not_in_channel": "invite the bot to the channel",
-    "channel_not_found": "use the channel id (C…) in alerts.slack.channel, or invite the bot",
-}
 
 # Errors no retry can fix: the operator has to change the config or the Slack app.
 PERMANENT_ERRORS = {
@@ -230,7 +209,7 @@ class SlackSink(AlertSink):
         channel = alert.target or self.config.channel
         thread_channel, thread_ts = _split_ref(alert.thread_ref)
         if alert.interrupted_at is not None and alert.idempotency_key:
-            found = await self._find_posted(alert, thread_channel or channel, thread_ts)
+            found = await find_posted(self.client, alert, thread_channel or channel, thread_ts)
             if found is not None:
                 return Delivery(ok=True, provider_id=found)
         arguments: dict[str, Any] = {
@@ -257,94 +236,6 @@ class SlackSink(AlertSink):
         except Exception as exc:
             return _transient("chat.postMessage", exc)
         return Delivery(ok=True, provider_id=f"{response['channel']}:{response['ts']}")
-
-    async def _find_posted(self, alert: Alert, channel: str, thread_ts: str) -> str | None:
-        """``channel:ts`` of the message an interrupted attempt already posted, else None.
-
-        Reads the channel's history (the thread's replies for a threaded alert) around the
-        interrupted attempt for a message whose metadata carries this alert's key. When
-        reading fails, the alert is posted again — at-least-once, as without the look-up —
-        and the log says what to change."""
-        assert alert.interrupted_at is not None
-        window = {
-            "oldest": f"{(alert.interrupted_at - LOOKUP_BEFORE).timestamp():.6f}",
-            "latest": f"{(alert.interrupted_at + LOOKUP_AFTER).timestamp():.6f}",
-            "inclusive": True,
-            "include_all_metadata": True,
-            "limit": LOOKUP_PAGE_MESSAGES,
-        }
-        method = "conversations.replies" if thread_ts else "conversations.history"
-        try:
-            channel_id = await self._channel_id(channel)
-            cursor = None
-            for _page in range(LOOKUP_MAX_PAGES):
-                if thread_ts:
-                    response = await self.client.conversations_replies(
-                        channel=channel_id, ts=thread_ts, cursor=cursor, **window
-                    )
-                else:
-                    response = await self.client.conversations_history(
-                        channel=channel_id, cursor=cursor, **window
-                    )
-                for message in response.get("messages") or []:
-                    metadata = message.get("metadata") or {}
-                    payload = metadata.get("event_payload") or {}
-                    if (
-                        metadata.get("event_type") == METADATA_EVENT_TYPE
-                        and payload.get("key") == alert.idempotency_key
-                    ):
-                        log.info(
-                            "slack: alert %s was already posted before the restart (ts %s); "
-                            "not posting it again",
-                            alert.id,
-                            message.get("ts"),
-                        )
-                        return f"{channel_id}:{message['ts']}"
-                cursor = (response.get("response_metadata") or {}).get("next_cursor")
-                if not response.get("has_more") or not cursor:
-                    return None
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-            hint = LOOKUP_HINTS.get(error, "")
-            log.warning(
-                "slack: alert %s may already be in %s from before the restart, but %s failed "
-                "(%s%s); posting it again, so it may appear twice",
-                alert.id,
-                channel,
-                method,
-                error,
-                f" — {hint}" if hint else "",
-            )
-        except Exception as exc:
-            log.warning(
-                "slack: alert %s may already be in %s from before the restart, but looking "
-                "for it failed (%s); posting it again, so it may appear twice",
-                alert.id,
-                channel,
-                str(exc) or exc.__class__.__name__,
-            )
-        return None
-
-    async def _channel_id(self, channel: str) -> str:
-        """History methods take a channel id, not a #name: resolve it (conversations.list)."""
-        name = channel.lstrip("#")
-        if _CHANNEL_ID.match(name):
-            return name
-        cursor = None
-        for _page in range(CHANNEL_LIST_MAX_PAGES):
-            response = await self.client.conversations_list(
-                types="public_channel,private_channel",
-                exclude_archived=True,
-                limit=200,
-                cursor=cursor,
-            )
-            for item in response.get("channels") or []:
-                if item.get("name") == name:
-                    return str(item["id"])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        raise LookupError(f"no channel #{name} is visible to the bot")
 
     async def update(self, alert: Alert, provider_id: str) -> Delivery:
         channel, ts = _split_ref(provider_id)

@@ -200,7 +200,8 @@ class DaemonConfig(Strict):
     heartbeat_every: Duration = Field(default=timedelta(seconds=30))
     # `monitor healthcheck` fails when the heartbeat is older than this.
     stale_after: Duration = Field(default=timedelta(minutes=3))
-    # How long SIGTERM waits for in-flight runs before cancelling them.
+    # How long SIGTERM waits for in-flight runs before cancelling them. Whatever stops the
+    # daemon (docker --stop-timeout, systemd TimeoutStopSec) must allow this + 10 s.
     shutdown_grace: Duration = Field(default=timedelta(seconds=20))
     # How often pending alerts are delivered (retries back off on their own).
     deliver_every: Duration = Field(default=timedelta(seconds=2))
