@@ -39,6 +39,7 @@ from sources.bluesky_jetstream import (
     JetstreamConsumer,
     JetstreamSettings,
     Prefilter,
+    at_uri,
     post_mention,
     post_url,
     reply_parent,
@@ -47,6 +48,16 @@ from sources.bluesky_jetstream import (
 )
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import RateLimit, SeenWindow, iso, parse_time
+from sources.items import (
+    MalformedItem,
+    SkippedItems,
+    ident,
+    nested,
+    obj,
+    page_token,
+    text,
+    timestamp,
+)
 from sources.searchkit import nothing_to_search
 
 JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
@@ -185,17 +196,23 @@ class BlueskySource(Source):
         since = window.since()
         terms = self._terms()
         mentions = []
+        skipped = SkippedItems("posts")
         done = 0
         while done < len(terms) and self.rate.wait(needed=1) is None:
             for post in await self._search(terms[done], since):
-                mention = self._post_to_mention(post)
-                if mention is not None and window.is_new(mention.source_key):
-                    # The server's clock, not the author's `createdAt`, moves the cursor.
-                    window.add(mention.source_key, parse_time(post.get("indexedAt")))
-                    mentions.append(mention)
+                with skipped.guard():
+                    # Identity and time first (sources/items.py): only they move the cursor.
+                    item = obj(post, "post")
+                    did, rkey, indexed_at = _post_identity(item)
+                    key = f"bluesky:{at_uri(did, rkey)}"
+                    if window.is_new(key):
+                        # The server's clock, not the author's `createdAt`, moves the cursor.
+                        window.add(key, indexed_at)
+                        mentions.append(self._post_to_mention(item, did, rkey, indexed_at))
             done += 1
         stats = {"mode": "search", "queries": done, **self.rate.stats()}
         result = FetchResult(mentions, stats=stats)
+        skipped.report(result.warnings)
         if done < len(terms):
             # Some terms were not searched: keep the old starting point so they miss nothing.
             window.newest = previous_newest
@@ -213,8 +230,9 @@ class BlueskySource(Source):
             found += search_terms(parse_query(query))
         return list(dict.fromkeys(found))[: self.config.max_queries]
 
-    async def _search(self, term: str, since: datetime | None) -> list[Mapping[str, Any]]:
-        posts: list[Mapping[str, Any]] = []
+    async def _search(self, term: str, since: datetime | None) -> list[Any]:
+        """The posts of every page, as sent (each is read inside a SkippedItems guard)."""
+        posts: list[Any] = []
         params: dict[str, Any] = {"q": _quoted(term), "sort": "latest", "limit": 100}
         if since is not None:
             params["since"] = iso(since)
@@ -227,26 +245,23 @@ class BlueskySource(Source):
                     "searchPosts answered without a `posts` list",
                     hint="check `api_url` points at an XRPC endpoint (https://bsky.social/xrpc)",
                 )
-            posts += [post for post in page if isinstance(post, Mapping)]
-            cursor = data.get("cursor")
+            posts += page
+            cursor = page_token(data.get("cursor"))
             if not cursor or len(page) < params["limit"]:
                 break
             params["cursor"] = cursor
         return posts
 
-    def _post_to_mention(self, post: Mapping[str, Any]) -> Mention | None:
-        uri, record, author = post.get("uri"), post.get("record"), post.get("author")
-        if not (isinstance(uri, str) and isinstance(record, Mapping)):
-            return None
-        author = author if isinstance(author, Mapping) else {}
-        did = str(author.get("did") or uri.removeprefix("at://").split("/", 1)[0])
+    def _post_to_mention(
+        self, post: Mapping[str, Any], did: str, rkey: str, indexed_at: datetime
+    ) -> Mention:
         return post_mention(
             did,
-            rkey_of(uri),
-            record,
-            handle=str(author.get("handle") or ""),
-            cid=str(post.get("cid") or ""),
-            seen_at=parse_time(post.get("indexedAt")),
+            rkey,
+            obj(post.get("record"), "record"),
+            handle=text(nested(post, "author"), "handle"),
+            cid=text(post, "cid"),
+            seen_at=indexed_at,
             watchlist=self.watchlist_hint(),
         )
 
@@ -367,7 +382,7 @@ class BlueskySource(Source):
             )
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name,
                 f"malformed JSON from {method} ({exc})",
@@ -387,6 +402,7 @@ class BlueskySource(Source):
         """The brand account's recent replies, from its public author feed (no login)."""
         actor = account.strip().lstrip("@")
         found: list[BrandReply] = []
+        skipped = SkippedItems("feed items")
         params: dict[str, Any] = {"actor": actor, "filter": "posts_with_replies", "limit": 100}
         for _page in range(self.config.max_pages):
             response = await self.context.http.get(
@@ -398,16 +414,27 @@ class BlueskySource(Source):
             feed = data.get("feed") if isinstance(data.get("feed"), list) else []
             oldest: datetime | None = None
             for item in feed:
-                reply = _brand_reply(item, actor)
-                when = _item_time(item)
-                oldest = when if oldest is None or (when and when < oldest) else oldest
-                if reply is not None and (since is None or reply.published_at >= since):
-                    found.append(reply)
-            cursor = data.get("cursor")
+                with skipped.guard():
+                    when = _item_time(item)
+                    oldest = when if oldest is None or (when and when < oldest) else oldest
+                    reply = _brand_reply(obj(item), actor)
+                    if reply is not None and (since is None or reply.published_at >= since):
+                        found.append(reply)
+            cursor = page_token(data.get("cursor"))
             if not cursor or not feed or (since is not None and oldest and oldest < since):
                 break
             params["cursor"] = cursor
+        skipped.log(f"{self.name}: replies of {account}")
         return found
+
+
+def _post_identity(post: Mapping[str, Any]) -> tuple[str, str, datetime]:
+    """(author DID, record key, indexedAt) of a postView: what its key and the cursor need."""
+    uri = ident(post, "uri")
+    if not uri.startswith("at://"):
+        raise MalformedItem("uri", "is no AT-URI")
+    did = text(nested(post, "author"), "did") or uri.removeprefix("at://").split("/", 1)[0]
+    return did, rkey_of(uri), timestamp(post, "indexedAt")
 
 
 def _quoted(term: str) -> str:
@@ -417,7 +444,7 @@ def _quoted(term: str) -> str:
 def _xrpc_error(response: HttpResponse) -> tuple[str, str]:
     try:
         data = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "", ""
     if not isinstance(data, dict):
         return "", ""
@@ -442,17 +469,19 @@ def _item_time(item: Any) -> datetime | None:
     return parse_time(record.get("createdAt")) or parse_time(post.get("indexedAt"))
 
 
-def _brand_reply(item: Any, actor: str) -> BrandReply | None:
-    """A feed item that is the account's own reply (not a repost, not a top-level post)."""
-    if not isinstance(item, Mapping) or item.get("reason"):
+def _brand_reply(item: Mapping[str, Any], actor: str) -> BrandReply | None:
+    """A feed item that is the account's own reply (None for a repost or a top-level
+    post); a malformed one raises (sources/items.py)."""
+    if item.get("reason"):
         return None
-    post = item.get("post")
-    if not isinstance(post, Mapping):
-        return None
-    author, record, uri = post.get("author"), post.get("record"), post.get("uri")
-    if not (isinstance(author, Mapping) and isinstance(record, Mapping) and isinstance(uri, str)):
-        return None
-    if actor.lower() not in (str(author.get("did")).lower(), str(author.get("handle")).lower()):
+    post = obj(item.get("post"), "post")
+    author, record, uri = (
+        obj(post.get("author"), "author"),
+        obj(post.get("record"), "record"),
+        ident(post, "uri"),
+    )
+    did, handle = text(author, "did"), text(author, "handle")
+    if actor.lower() not in (did.lower(), handle.lower()):
         return None
     parent = reply_parent(record)
     when = _item_time(item)
@@ -460,8 +489,8 @@ def _brand_reply(item: Any, actor: str) -> BrandReply | None:
         return None
     return BrandReply(
         thread_key=thread_key(record, uri),
-        url=post_url(str(author.get("did")), rkey_of(uri)),
+        url=post_url(did, rkey_of(uri)),
         published_at=when,
         in_reply_to_key=f"bluesky:{parent}",
-        author=str(author.get("handle") or author.get("did")),
+        author=handle or did,
     )

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import time
 from collections import deque
@@ -41,9 +40,17 @@ from monitor.mention import Mention
 from monitor.normalize import normalize_text, token_texts
 from sources.base import FetchResult, SourceError, SourceState
 from sources.http import parse_retry_after
-from sources.incremental import iso, parse_time
-
-log = logging.getLogger(__name__)
+from sources.incremental import from_epoch, iso, parse_time
+from sources.items import (
+    ITEM_ERRORS,
+    MalformedItem,
+    SkippedItems,
+    ident,
+    obj,
+    objects,
+    strings,
+    text,
+)
 
 POST_COLLECTION = "app.bsky.feed.post"
 # Deliver as soon as this many candidates wait, even before `batch_every` has passed.
@@ -78,9 +85,9 @@ def rkey_of(uri: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _clean(value: Any) -> str:
+def _clean(value: str) -> str:
     """Post text is plain text, not HTML: only control characters are removed."""
-    return _CONTROL.sub("", value).strip() if isinstance(value, str) else ""
+    return _CONTROL.sub("", value).strip()
 
 
 def _external(embed: Any) -> Mapping[str, Any]:
@@ -96,8 +103,8 @@ def post_text(record: Mapping[str, Any]) -> str:
     """The post's words plus its link card's title and description, where brand names
     often are when the post itself is just a link."""
     card = _external(record.get("embed"))
-    parts = [_clean(record.get("text")), _clean(card.get("title")), _clean(card.get("description"))]
-    return "\n\n".join(part for part in parts if part)
+    parts = [text(record, "text"), text(card, "title"), text(card, "description")]
+    return "\n\n".join(part for part in map(_clean, parts) if part)
 
 
 def _reply_uri(record: Mapping[str, Any], which: str) -> str:
@@ -118,9 +125,9 @@ def reply_parent(record: Mapping[str, Any]) -> str:
 
 def _links(record: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
-    for facet in record.get("facets") or []:
-        for feature in facet.get("features") or [] if isinstance(facet, Mapping) else []:
-            uri = feature.get("uri") if isinstance(feature, Mapping) else None
+    for facet in objects(record, "facets"):
+        for feature in objects(facet, "features"):
+            uri = feature.get("uri")
             if isinstance(uri, str) and uri not in found:
                 found.append(uri)
     card = _external(record.get("embed")).get("uri")
@@ -139,9 +146,10 @@ def post_mention(
     seen_at: datetime | None = None,
     watchlist: str = "",
 ) -> Mention:
-    """One `app.bsky.feed.post` record → Mention, keyed by its AT-URI."""
+    """One `app.bsky.feed.post` record → Mention, keyed by its AT-URI. A malformed record
+    raises one of sources.items.ITEM_ERRORS (the caller skips the post)."""
     uri = at_uri(did, rkey)
-    langs = [code for code in record.get("langs") or [] if isinstance(code, str)]
+    langs = strings(record, "langs")
     extra: dict[str, Any] = {"did": did}
     if handle:
         extra["handle"] = handle
@@ -241,6 +249,10 @@ class JetstreamConsumer:
         self.source = source
         self.settings = settings
         self.prefilter = prefilter
+        # Malformed events since the last batch was delivered: each batch that had some
+        # carries the warning (a stream has no poll, and a warning on every batch for the
+        # connection's life would be logged every second); stats keep the running total.
+        self.skipped = SkippedItems("events")
 
     async def consume(self, state: SourceState, deliver: Deliver) -> None:
         stored = state.cursor.get("time_us")
@@ -368,18 +380,25 @@ class JetstreamConsumer:
 
     def _handle(self, data: str, pending: list[Mention], counters: _Counters) -> int | None:
         """Parse one event; keep it when it is a new post that passes the prefilter.
-        Returns its time_us (every well-formed event moves the cursor)."""
+        Returns its time_us: every event with a sound time_us moves the cursor, malformed
+        or not, so a bad post is skipped once and never holds the cursor back."""
         counters.events += 1
         try:
-            event = json.loads(data)
-            time_us = event["time_us"]
-            if not isinstance(time_us, int):
-                raise TypeError("time_us is not an integer")
-        except (ValueError, TypeError, KeyError) as exc:
-            counters.malformed += 1
-            if counters.malformed == 1:
-                log.warning("%s: skipping a malformed Jetstream event (%s)", self.source, exc)
+            event = obj(json.loads(data), "event")
+            time_us = _event_time(event)
+        # RecursionError: json.loads on a deeply nested message (up to MAX_MESSAGE_BYTES).
+        except (*ITEM_ERRORS, RecursionError) as exc:
+            self._skip(counters, exc)
             return None
+        try:
+            self._post(event, time_us, pending, counters)
+        except ITEM_ERRORS as exc:
+            self._skip(counters, exc)
+        return time_us
+
+    def _post(
+        self, event: Mapping[str, Any], time_us: int, pending: list[Mention], counters: _Counters
+    ) -> None:
         commit = event.get("commit")
         if (
             event.get("kind") != "commit"
@@ -387,40 +406,43 @@ class JetstreamConsumer:
             or commit.get("collection") != POST_COLLECTION
         ):
             counters.other_events += 1
-            return time_us
+            return
         operation = commit.get("operation")
         if operation == "delete":
             counters.deletes += 1
-            return time_us
-        record = commit.get("record")
-        did, rkey = event.get("did"), commit.get("rkey")
-        if operation not in ("create", "update") or not isinstance(record, Mapping):
-            counters.malformed += 1
-            return time_us
-        if not (isinstance(did, str) and isinstance(rkey, str)):
-            counters.malformed += 1
-            return time_us
+            return
+        if operation not in ("create", "update"):
+            raise MalformedItem("operation", "is none of create, update, delete")
+        record = obj(commit.get("record"), "record")
+        did, rkey = ident(event, "did"), ident(commit, "rkey")
         counters.posts += 1
-        text = post_text(record)
-        if text and self.prefilter(text):
+        words = post_text(record)
+        if words and self.prefilter(words):
             counters.candidates += 1
             pending.append(
                 post_mention(
                     did,
                     rkey,
                     record,
-                    cid=str(commit.get("cid") or ""),
+                    cid=text(commit, "cid"),
                     seen_at=datetime.fromtimestamp(time_us / 1e6, UTC),
                     watchlist=self.settings.watchlist,
                 )
             )
-        return time_us
+
+    def _skip(self, counters: _Counters, reason: Exception) -> None:
+        counters.malformed += 1
+        self.skipped.skip(reason)
 
     def _result(self, mentions: list[Mention], cursor: int, counters: _Counters) -> FetchResult:
         lag = max(time.time() - cursor / 1e6, 0.0)
+        warnings: list[str] = []
+        self.skipped.report(warnings)
+        self.skipped = SkippedItems("events")
         return FetchResult(
             list(mentions),
             cursor={"time_us": cursor},
+            warnings=warnings,
             stats={
                 "mode": "jetstream",
                 "posts_per_min": counters.posts_per_minute(time.monotonic()),
@@ -447,6 +469,18 @@ class JetstreamConsumer:
             f"Jetstream closed the connection after {counters.events} events ({reason})",
             hint="reconnecting from the stored cursor",
         )
+
+
+def _event_time(event: Mapping[str, Any]) -> int:
+    """An event's time_us, checked: a plausible time (sources/incremental.py), and never
+    ahead of our clock — the cursor is made of it, and one event from year 8000 would
+    otherwise hold the cursor there, and a reconnect would skip everything until then."""
+    time_us = event.get("time_us")
+    if isinstance(time_us, bool) or not isinstance(time_us, int):
+        raise MalformedItem("time_us", "is not an integer")
+    if from_epoch(time_us // 1_000_000) is None:
+        raise MalformedItem("time_us", "is no time in microseconds since the epoch")
+    return min(time_us, int(time.time() * 1_000_000))
 
 
 async def _deliver_whole(deliver: Deliver, result: FetchResult) -> None:

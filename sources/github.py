@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
@@ -33,6 +33,17 @@ from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
 from sources.http import HttpResponse, parse_retry_after
 from sources.incremental import RateLimit, SeenWindow, iso, parse_time
+from sources.items import (
+    MalformedItem,
+    SkippedItems,
+    count,
+    nested,
+    obj,
+    objects,
+    optional_ident,
+    text,
+    timestamp,
+)
 from sources.searchkit import nothing_to_search
 
 # GitHub allows at most five AND/OR/NOT operators in one search.
@@ -130,13 +141,15 @@ class GithubSource(Source):
         since = window.since()
         searches = [(q, kind) for q in self._queries() for kind in ("issue", "pr")]
         mentions: list[Mention] = []
+        skipped = SkippedItems()
         rate = RateLimit()
         done = 0
         while done < len(searches) and rate.wait(needed=1) is None:
             terms, kind = searches[done]
-            rate = await self._search(terms, kind, since, window, mentions)
+            rate = await self._search(terms, kind, since, window, mentions, skipped)
             done += 1
         result = FetchResult(mentions, stats={"searches": done, **rate.stats()})
+        skipped.report(result.warnings)
         if done < len(searches):
             # Some searches did not run: keep the old starting point so they miss nothing.
             window.newest = previous_newest
@@ -156,6 +169,7 @@ class GithubSource(Source):
         since: datetime | None,
         window: SeenWindow,
         found: list[Mention],
+        skipped: SkippedItems,
     ) -> RateLimit:
         query = f"{terms} is:{kind} in:title,body"
         if since is not None:
@@ -180,22 +194,26 @@ class GithubSource(Source):
             rate = RateLimit.from_headers(response.headers)
             items = self._items(response)
             new = 0
-            for item in items:
-                mention = self._to_mention(item, kind)
-                if mention is not None and window.is_new(mention.source_key):
-                    window.add(mention.source_key, mention.published_at)
-                    found.append(mention)
-                    new += 1
+            for raw in items:
+                with skipped.guard():
+                    # Identity and time first (sources/items.py): only they move the cursor.
+                    item = obj(raw)
+                    key, created = _identity(item)
+                    if window.is_new(key):
+                        window.add(key, created)
+                        new += 1
+                        found.append(self._to_mention(item, kind))
             if len(items) < self.max_results_per_call or not new or rate.wait(needed=2):
                 break
         return rate
 
-    def _items(self, response: HttpResponse) -> list[Mapping[str, Any]]:
+    def _items(self, response: HttpResponse) -> list[Any]:
+        """The `items` of a search answer, as sent (each is read inside a SkippedItems guard)."""
         if response.status >= 400:
             raise self._error(response)
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name,
                 f"malformed JSON from the search API ({exc})",
@@ -208,7 +226,7 @@ class GithubSource(Source):
                 "the search API answered without an `items` list",
                 hint="check `api_url` points at the GitHub REST API (https://api.github.com)",
             )
-        return [item for item in items if isinstance(item, Mapping)]
+        return items
 
     def _error(self, response: HttpResponse) -> SourceError:
         message = _message(response)
@@ -238,33 +256,28 @@ class GithubSource(Source):
             permanent=True,
         )
 
-    def _to_mention(self, item: Mapping[str, Any], kind: str) -> Mention | None:
-        url = item.get("html_url")
-        if not isinstance(url, str) or not url.startswith("http"):
-            return None
-        user = item.get("user") if isinstance(item.get("user"), Mapping) else {}
-        repository = str(item.get("repository_url") or "").split("/repos/", 1)[-1]
-        labels = [
-            str(label.get("name"))
-            for label in item.get("labels") or []
-            if isinstance(label, Mapping)
-        ]
+    def _to_mention(self, item: Mapping[str, Any], kind: str) -> Mention:
+        key, created = _identity(item)
+        url = text(item, "html_url")
+        user = nested(item, "user")
+        repository = text(item, "repository_url").split("/repos/", 1)[-1]
+        labels = [label["name"] for label in objects(item, "labels") if _named(label)]
         return Mention(
-            source_key=f"github:{item.get('node_id') or url}",
+            source_key=key,
             url=url,
-            title=html_to_text(str(item.get("title") or "")),
-            text=html_to_text(str(item.get("body") or "")),
-            author=str(user.get("login") or ""),
-            author_url=str(user.get("html_url") or ""),
-            published_at=parse_time(item.get("created_at")),
+            title=html_to_text(text(item, "title")),
+            text=html_to_text(text(item, "body")),
+            author=text(user, "login"),
+            author_url=text(user, "html_url"),
+            published_at=created,
             thread_key=url,
             watchlist_hint=self.watchlist_hint(),
             extra={
                 "kind": kind,
                 "repository": repository,
-                "number": item.get("number"),
-                "state": item.get("state"),
-                "comments": item.get("comments"),
+                "number": count(item, "number"),
+                "state": text(item, "state"),
+                "comments": count(item, "comments"),
                 "labels": labels[:10],
             },
         )
@@ -285,46 +298,61 @@ class GithubSource(Source):
             raise self._error(response)
         try:
             events = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name, f"malformed JSON from the events API ({exc})", hint="check `api_url`"
             ) from None
         found = []
+        skipped = SkippedItems("events")
         for event in events if isinstance(events, list) else []:
-            reply = _comment_reply(event, login)
-            if reply is not None and (since is None or reply.published_at >= since):
-                found.append(reply)
+            with skipped.guard():
+                reply = _comment_reply(obj(event, "event"), login)
+                if reply is not None and (since is None or reply.published_at >= since):
+                    found.append(reply)
+        skipped.log(f"{self.name}: replies of {account}")
         return found
 
 
 def _message(response: HttpResponse) -> str:
     try:
         data = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.body[:200].decode("utf-8", "replace").strip() or "no details"
     message = data.get("message") if isinstance(data, dict) else None
     return str(message)[:200] if message else "no details"
 
 
-def _comment_reply(event: Any, login: str) -> BrandReply | None:
-    if not isinstance(event, Mapping) or event.get("type") != "IssueCommentEvent":
+def _identity(item: Mapping[str, Any]) -> tuple[str, datetime]:
+    """(source key, created_at) of a search result: what the cursor is made of."""
+    url = text(item, "html_url")
+    if not url.startswith(("https://", "http://")):
+        raise MalformedItem("html_url", "is no web address")
+    return f"github:{optional_ident(item, 'node_id') or url}", timestamp(item, "created_at")
+
+
+def _named(label: Mapping[str, Any]) -> bool:
+    return isinstance(label.get("name"), str)
+
+
+def _comment_reply(event: Mapping[str, Any], login: str) -> BrandReply | None:
+    """The account's comment on an issue or pull request (None for any other event); a
+    malformed one raises (sources/items.py)."""
+    if event.get("type") != "IssueCommentEvent":
         return None
-    payload = event.get("payload")
-    if not isinstance(payload, Mapping) or payload.get("action") not in ("created", None):
+    payload = obj(event.get("payload"), "payload")
+    if payload.get("action") not in ("created", None):
         return None
-    comment, issue = payload.get("comment"), payload.get("issue")
-    if not (isinstance(comment, Mapping) and isinstance(issue, Mapping)):
-        return None
-    user = comment.get("user") if isinstance(comment.get("user"), Mapping) else {}
-    author = str(user.get("login") or "")
+    comment, issue = obj(payload.get("comment"), "comment"), obj(payload.get("issue"), "issue")
+    author = text(nested(comment, "user"), "login")
     when = parse_time(comment.get("created_at")) or parse_time(event.get("created_at"))
-    thread = issue.get("html_url")
-    if author.lower() != login.lower() or when is None or not isinstance(thread, str):
+    thread = text(issue, "html_url")
+    if author.lower() != login.lower() or when is None or not thread:
         return None
+    node_id = optional_ident(issue, "node_id")
     return BrandReply(
         thread_key=thread,
-        url=str(comment.get("html_url") or thread),
-        published_at=when.astimezone(UTC),
-        in_reply_to_key=f"github:{issue.get('node_id')}" if issue.get("node_id") else "",
+        url=text(comment, "html_url") or thread,
+        published_at=when,
+        in_reply_to_key=f"github:{node_id}" if node_id else "",
         author=author,
     )

@@ -14,7 +14,8 @@ minutes before the newest hit already returned (the index lags), paging with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -22,6 +23,17 @@ from pydantic import Field
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.items import (
+    SkippedItems,
+    count,
+    epoch,
+    epoch_time,
+    ident,
+    obj,
+    optional_ident,
+    strings,
+    text,
+)
 from sources.searchkit import (
     SearchQuery,
     Watermark,
@@ -84,6 +96,7 @@ class HackerNewsSource(Source):
         tags = f"({tags})" if len(self.config.search) > 1 else tags
         mentions: list[Mention] = []
         warnings: list[str] = []
+        skipped = SkippedItems()
         requests = 0
         for term in self.terms():
             numeric = f"created_at_i>{int(mark.cutoff)}" if mark.cutoff is not None else None
@@ -97,8 +110,12 @@ class HackerNewsSource(Source):
                     "ones were skipped — poll more often or raise max_pages"
                 )
             for hit in hits:
-                if mark.admit(hit["objectID"], hit["created_at_i"]):
-                    mentions.append(self.hit_to_mention(hit))
+                with skipped.guard():
+                    # Identity and time first (sources/items.py): only they move the cursor.
+                    item = obj(hit)
+                    if mark.admit(ident(item, "objectID"), epoch(item, "created_at_i")):
+                        mentions.append(self.hit_to_mention(item))
+        skipped.report(warnings)
         return FetchResult(
             mentions,
             cursor={"watermark": mark.dump()},
@@ -108,16 +125,16 @@ class HackerNewsSource(Source):
 
     async def _search(
         self, params: dict[str, Any], numeric: str | None, *, first_page_only: bool = False
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        """All pages of one search_by_date query: (valid hits, requests made, truncated)."""
+    ) -> tuple[list[Any], int, bool]:
+        """All pages of one search_by_date query: (hits as sent, requests made, truncated)."""
         query = {**params, "hitsPerPage": self.config.hits_per_page}
         if numeric:
             query["numericFilters"] = numeric
-        hits: list[dict[str, Any]] = []
+        hits: list[Any] = []
         page = 0
         while True:
             data = await self._get("search_by_date", {**query, "page": page})
-            hits += [hit for hit in data["hits"] if _valid_hit(hit)]
+            hits += data["hits"]
             page += 1
             pages = data.get("nbPages")
             if first_page_only or not isinstance(pages, int) or page >= pages:
@@ -145,30 +162,32 @@ class HackerNewsSource(Source):
             raise unexpected_shape(self.name, f"HN Search {path}", "no `hits` list")
         return data
 
-    def hit_to_mention(self, hit: dict[str, Any]) -> Mention:
-        item_id = str(hit["objectID"])
-        is_comment = "comment" in (hit.get("_tags") or []) or bool(hit.get("comment_text"))
-        body_html = str(hit.get("comment_text") or hit.get("story_text") or "")
-        author = str(hit.get("author") or "")
-        story_id = str(hit.get("story_id") or item_id)
+    def hit_to_mention(self, hit: Mapping[str, Any]) -> Mention:
+        item_id = ident(hit, "objectID")
+        comment_html = text(hit, "comment_text")
+        is_comment = "comment" in strings(hit, "_tags") or bool(comment_html)
+        body_html = comment_html or text(hit, "story_text")
+        author = text(hit, "author")
+        story_id = optional_ident(hit, "story_id") or item_id
+        title = text(hit, "title")
         return Mention(
             source_key=f"hackernews:{item_id}",
             url=ITEM_URL.format(item_id),
             # A comment's story title is context, not the comment's words: keep it out of matching.
-            title="" if is_comment else html_to_text(str(hit.get("title") or "")),
+            title="" if is_comment else html_to_text(title),
             text=html_to_text(body_html),
             html=body_html,
             author=author,
             author_url=USER_URL.format(author) if author else "",
-            published_at=datetime.fromtimestamp(hit["created_at_i"], UTC),
+            published_at=epoch_time(hit, "created_at_i"),
             thread_key=f"hackernews:{story_id}",
             watchlist_hint=self.watchlist_hint(),
             extra={
                 "type": "comment" if is_comment else "story",
-                "story_title": hit.get("story_title") or hit.get("title") or "",
-                "link": hit.get("url") or hit.get("story_url") or "",
-                "points": hit.get("points"),
-                "num_comments": hit.get("num_comments"),
+                "story_title": text(hit, "story_title") or title,
+                "link": text(hit, "url") or text(hit, "story_url"),
+                "points": count(hit, "points"),
+                "num_comments": count(hit, "num_comments"),
             },
         )
 
@@ -179,21 +198,20 @@ class HackerNewsSource(Source):
         hits, _calls, _truncated = await self._search(
             {"tags": f"comment,author_{name}"}, numeric, first_page_only=since is None
         )
-        return [
-            BrandReply(
-                thread_key=f"hackernews:{hit.get('story_id') or hit['objectID']}",
-                url=ITEM_URL.format(hit["objectID"]),
-                published_at=datetime.fromtimestamp(hit["created_at_i"], UTC),
-                in_reply_to_key=f"hackernews:{hit['parent_id']}" if hit.get("parent_id") else "",
-                author=str(hit.get("author") or name),
-            )
-            for hit in hits
-        ]
-
-
-def _valid_hit(hit: Any) -> bool:
-    return (
-        isinstance(hit, dict)
-        and bool(hit.get("objectID"))
-        and isinstance(hit.get("created_at_i"), int)
-    )
+        found: list[BrandReply] = []
+        skipped = SkippedItems("comments")
+        for hit in hits:
+            with skipped.guard():
+                item = obj(hit)
+                item_id, parent = ident(item, "objectID"), optional_ident(item, "parent_id")
+                found.append(
+                    BrandReply(
+                        thread_key=f"hackernews:{optional_ident(item, 'story_id') or item_id}",
+                        url=ITEM_URL.format(item_id),
+                        published_at=epoch_time(item, "created_at_i"),
+                        in_reply_to_key=f"hackernews:{parent}" if parent else "",
+                        author=text(item, "author") or name,
+                    )
+                )
+        skipped.log(f"{self.name}: replies of {account}")
+        return found

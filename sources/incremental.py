@@ -15,20 +15,42 @@ from typing import Any
 
 # More ids than this in one window means the overlap is far too wide for the traffic.
 MAX_REMEMBERED_IDS = 2000
+# Times outside this range are not when anything was posted. They are refused rather than
+# stored, so they can neither move a cursor nor overflow the arithmetic done with one
+# (``newest - overlap``, a day's worth of polls); the upper end is far from datetime's
+# year-9999 limit for that reason. A time that is merely in the future is accepted: the
+# cursors clamp it to the clock.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp (``Z`` or offset; naive means UTC) → aware UTC, else None."""
-    if not isinstance(value, str) or not value:
+    """An ISO 8601 timestamp (``Z`` or offset; naive means UTC) → aware UTC, else None
+    (also for a time outside EARLIEST..LATEST)."""
+    if not isinstance(value, str) or not value or len(value) > 64:
         return None
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Converting year 9999 at -01:00 to UTC leaves datetime's range.
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if EARLIEST <= parsed <= LATEST else None
+
+
+def from_epoch(value: Any) -> datetime | None:
+    """Epoch seconds (an int or a float, not a bool) → aware UTC, else None: NaN, ±inf,
+    10**40 and anything outside EARLIEST..LATEST are refused before datetime sees them
+    (it would raise OverflowError, ValueError or OSError, depending on the platform)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    # Compared before any conversion (float(10**400) itself overflows); NaN and ±inf fail it.
+    if not EARLIEST.timestamp() <= value <= LATEST.timestamp():
+        return None
+    return datetime.fromtimestamp(value, UTC)
 
 
 def iso(when: datetime) -> str:

@@ -17,7 +17,9 @@ read through two instances is one mention.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
@@ -27,6 +29,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.items import (
+    MalformedItem,
+    SkippedItems,
+    count,
+    flag,
+    ident,
+    nested,
+    obj,
+    objects,
+    optional_ident,
+    optional_timestamp,
+    text,
+)
 from sources.searchkit import (
     SearchQuery,
     http_status,
@@ -38,6 +53,10 @@ from sources.searchkit import (
 
 # Leave this many requests of an instance's window for other clients on the same IP.
 RATE_RESERVE = 10
+# A status id as it may become `min_id`: Mastodon's are decimal snowflakes, Pleroma's and
+# Akkoma's base62 flakes. Anything else (10**40, a 10,000-character string) would put the
+# cursor past every future status, or make the instance refuse it for ever.
+_STATUS_ID = re.compile(r"^[0-9A-Za-z]{1,32}$")
 
 
 class MastodonInstance(BaseModel):
@@ -158,6 +177,7 @@ class MastodonSource(Source):
                 poll.warnings.append(str(exc))
         if attempted and len(errors) == attempted:
             raise _combined(self.name, errors)
+        poll.skipped.report(poll.warnings)
         return FetchResult(
             list(poll.found.values()),
             cursor={"min_id": poll.min_ids, "paused_until": poll.paused},
@@ -202,10 +222,14 @@ class MastodonSource(Source):
             if not isinstance(statuses, list):
                 raise unexpected_shape(self.name, f"{_host(instance.url)}{path}", "no status list")
             host = _host(instance.url)
-            ids = [str(s["id"]) for s in statuses if isinstance(s, dict) and s.get("id")]
+            ids: list[str] = []
             for status in statuses:
-                mention = self.status_to_mention(status, host) if isinstance(status, dict) else None
-                if mention is not None:
+                with poll.skipped.guard():
+                    # The id first (sources/items.py): min_id moves past a status whose id
+                    # is sound even when the rest of it is not, so it is skipped only once.
+                    item = obj(status)
+                    ids.append(_status_id(item, "id"))
+                    mention = self.status_to_mention(item, host)
                     poll.found.setdefault(mention.source_key, mention)
             if ids:
                 min_id = max(ids, key=_id_order)
@@ -258,37 +282,37 @@ class MastodonSource(Source):
             self.name, f"access denied (HTTP {status}) by {host}{path}", hint=hint, permanent=True
         )
 
-    def status_to_mention(self, status: dict[str, Any], host: str) -> Mention | None:
-        if isinstance(status.get("reblog"), dict):
-            status = status["reblog"]
-        uri = status.get("uri")
-        if not isinstance(uri, str) or not uri or not status.get("id"):
-            return None
-        account = status.get("account") if isinstance(status.get("account"), dict) else {}
-        acct = str(account.get("acct") or "")
+    def status_to_mention(self, status: Mapping[str, Any], host: str) -> Mention:
+        status = nested(status, "reblog") or status
+        uri = ident(status, "uri")
+        ident(status, "id")  # a status without an id is no status, whatever else it holds
+        account = nested(status, "account")
+        acct = text(account, "acct")
         if acct and "@" not in acct:
             acct = f"{acct}@{host}"  # a local account of the instance we asked
-        content = str(status.get("content") or "")
+        content = text(status, "content")
         return Mention(
             source_key=f"mastodon:{uri}",
-            url=str(status.get("url") or uri),
-            title=html_to_text(str(status.get("spoiler_text") or "")),
+            url=text(status, "url") or uri,
+            title=html_to_text(text(status, "spoiler_text")),
             text=html_to_text(content),
             html=content,
             author=acct,
-            author_url=str(account.get("url") or ""),
-            published_at=_parse_time(status.get("created_at")),
+            author_url=text(account, "url"),
+            published_at=optional_timestamp(status, "created_at"),
             thread_key=f"mastodon:{uri}",
-            language_hint=str(status.get("language") or ""),
+            language_hint=text(status, "language")[:16],
             watchlist_hint=self.watchlist_hint(),
             extra={
                 "instance": host,
-                "tags": [t.get("name") for t in status.get("tags") or [] if isinstance(t, dict)],
-                "is_reply": bool(status.get("in_reply_to_id")),
-                "replies_count": status.get("replies_count"),
-                "reblogs_count": status.get("reblogs_count"),
-                "favourites_count": status.get("favourites_count"),
-                "sensitive": bool(status.get("sensitive")),
+                "tags": [
+                    t["name"] for t in objects(status, "tags") if isinstance(t.get("name"), str)
+                ],
+                "is_reply": bool(optional_ident(status, "in_reply_to_id")),
+                "replies_count": count(status, "replies_count"),
+                "reblogs_count": count(status, "reblogs_count"),
+                "favourites_count": count(status, "favourites_count"),
+                "sensitive": flag(status, "sensitive"),
             },
         )
 
@@ -312,7 +336,9 @@ class MastodonSource(Source):
         path = f"/api/v1/accounts/{quote(str(found['id']))}/statuses"
         replies: list[BrandReply] = []
         parents: dict[str, str | None] = {}
-        max_id = None
+        skipped = SkippedItems("statuses")
+        max_id = ""
+        older = False
         for _page in range(self.config.max_pages):
             params = {"limit": str(self.config.limit), "exclude_reblogs": "true"}
             if max_id:
@@ -320,21 +346,29 @@ class MastodonSource(Source):
             statuses = await self._get(index, instance, path, params)
             if not isinstance(statuses, list) or not statuses:
                 break
+            own: list[tuple[datetime, str, str]] = []  # (published, parent id, url)
             for status in statuses:
-                published = _parse_time(status.get("created_at"))
-                if since is not None and published is not None and published < since:
-                    return replies
-                parent = status.get("in_reply_to_id")
-                if parent and published is not None:
-                    if parent not in parents:
-                        parents[parent] = await self._status_uri(index, instance, str(parent))
-                    if parents[parent]:
-                        key = f"mastodon:{parents[parent]}"
-                        url = str(status.get("url") or status.get("uri") or "")
-                        replies.append(BrandReply(key, url, published, key, account))
-            max_id = str(statuses[-1].get("id") or "")
-            if since is None or not max_id:
+                with skipped.guard():
+                    item = obj(status)
+                    max_id = _status_id(item, "id")  # the oldest sound id pages on
+                    published = optional_timestamp(item, "created_at")
+                    older = since is not None and published is not None and published < since
+                    if older:
+                        break
+                    # Checked like min_id: the parent id goes into a request path.
+                    has_parent = item.get("in_reply_to_id") is not None
+                    parent = _status_id(item, "in_reply_to_id") if has_parent else ""
+                    if parent and published is not None:
+                        own.append((published, parent, text(item, "url") or text(item, "uri")))
+            for published, parent, url in own:  # outside the guard: these are requests
+                if parent not in parents:
+                    parents[parent] = await self._status_uri(index, instance, parent)
+                if parents[parent]:
+                    key = f"mastodon:{parents[parent]}"
+                    replies.append(BrandReply(key, url, published, key, account))
+            if older or since is None or not max_id:
                 break
+        skipped.log(f"{self.name}: replies of {account}")
         return replies
 
     async def _status_uri(
@@ -360,6 +394,7 @@ class _Poll:
         self.warnings: list[str] = []
         self.budgets: dict[str, dict[str, Any]] = {}
         self.next_check_in: timedelta | None = None
+        self.skipped = SkippedItems("statuses")
 
     def wait(self, delay: timedelta) -> None:
         self.next_check_in = max(delay, self.next_check_in or delay)
@@ -408,6 +443,13 @@ def _base(url: str) -> str:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
+
+
+def _status_id(status: Mapping[str, Any], key: str) -> str:
+    found = ident(status, key)
+    if not _STATUS_ID.match(found):
+        raise MalformedItem(key, "is no status id (1 to 32 letters and digits)")
+    return found
 
 
 def _id_order(status_id: str) -> tuple[int, str]:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +31,18 @@ from monitor import __version__
 from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState
+from sources.items import (
+    SkippedItems,
+    count,
+    epoch,
+    epoch_time,
+    flag,
+    ident,
+    obj,
+    optional_ident,
+    page_token,
+    text,
+)
 from sources.rss import parse_feed
 from sources.searchkit import (
     SearchQuery,
@@ -205,6 +218,7 @@ class RedditSource(Source):
         path, restrict = self._search_path()
         mentions: list[Mention] = []
         warnings: list[str] = []
+        skipped = SkippedItems("posts")
         for query in self.queries():
             after = None
             for page in range(self.config.max_pages):
@@ -212,13 +226,19 @@ class RedditSource(Source):
                 params["limit"] = str(self.config.limit)
                 if after:
                     params["after"] = after
-                posts, after = await self._listing(path, params)
-                for post in posts:
-                    if mark.admit(post["name"], post["created_utc"]):
-                        mentions.append(self.post_to_mention(post))
-                oldest = min((p["created_utc"] for p in posts), default=0)
+                children, after = await self._listing(path, params)
+                oldest: float | None = None
+                for child in children:
+                    with skipped.guard():
+                        # Identity and time first (sources/items.py): only they move the cursor.
+                        post = _child_data(child)
+                        created = epoch(post, "created_utc")
+                        oldest = created if oldest is None else min(oldest, created)
+                        if mark.admit(ident(post, "name"), created):
+                            mentions.append(self.post_to_mention(post))
                 cutoff = mark.cutoff
-                if mark.first_poll or not after or (cutoff is not None and oldest < cutoff):
+                reached = cutoff is not None and (oldest is None or oldest < cutoff)
+                if mark.first_poll or not after or reached:
                     break
                 if self._rate_remaining is not None and self._rate_remaining < RATE_RESERVE:
                     break
@@ -227,26 +247,17 @@ class RedditSource(Source):
                         f"more than {self.config.max_pages} pages of new posts for {query!r}; "
                         "older ones were skipped — poll more often or raise max_pages"
                     )
+        skipped.report(warnings)
         return mentions, warnings
 
-    async def _listing(
-        self, path: str, params: dict[str, str]
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One OAuth listing page: (children's data with a name and time, `after`)."""
+    async def _listing(self, path: str, params: dict[str, str]) -> tuple[list[Any], str | None]:
+        """One OAuth listing page: (its children as sent, `after`). Each child is read
+        with _child_data, inside a SkippedItems guard."""
         data = await self._api_get(path, params)
         listing = data.get("data") if isinstance(data, dict) else None
         if not isinstance(listing, dict) or not isinstance(listing.get("children"), list):
             raise unexpected_shape(self.name, f"Reddit {path}", "not a Listing")
-        items = [
-            child["data"]
-            for child in listing["children"]
-            if isinstance(child, dict)
-            and isinstance(child.get("data"), dict)
-            and isinstance(child["data"].get("name"), str)
-            and isinstance(child["data"].get("created_utc"), int | float)
-        ]
-        after = listing.get("after")
-        return items, after if isinstance(after, str) and after else None
+        return listing["children"], page_token(listing.get("after"))
 
     async def _api_get(self, path: str, params: dict[str, str]) -> Any:
         url = self.config.api_url.rstrip("/") + path
@@ -327,27 +338,28 @@ class RedditSource(Source):
             self._rate_remaining = remaining
             self._rate_reset_s = _number(headers.get("x-ratelimit-reset"))
 
-    def post_to_mention(self, post: dict[str, Any]) -> Mention:
-        author = str(post.get("author") or "")
-        permalink = str(post.get("permalink") or "")
-        link = post.get("url") if not post.get("is_self") else None
+    def post_to_mention(self, post: Mapping[str, Any]) -> Mention:
+        name = ident(post, "name")
+        author = text(post, "author")
+        permalink = text(post, "permalink")
+        link = "" if flag(post, "is_self") else text(post, "url")
         return Mention(
-            source_key=f"reddit:{post['name']}",
-            url=SITE + permalink if permalink.startswith("/") else permalink or link or "",
-            title=str(post.get("title") or ""),
-            text=str(post.get("selftext") or ""),
-            html=str(post.get("selftext_html") or ""),
+            source_key=f"reddit:{name}",
+            url=SITE + permalink if permalink.startswith("/") else permalink or link,
+            title=text(post, "title"),
+            text=text(post, "selftext"),
+            html=text(post, "selftext_html"),
             author=author,
             author_url=f"{SITE}/user/{author}" if author and author != "[deleted]" else "",
-            published_at=datetime.fromtimestamp(post["created_utc"], UTC),
-            thread_key=f"reddit:{post['name']}",
+            published_at=epoch_time(post, "created_utc"),
+            thread_key=f"reddit:{name}",
             watchlist_hint=self.watchlist_hint(),
             extra={
-                "subreddit": post.get("subreddit_name_prefixed") or post.get("subreddit") or "",
-                "score": post.get("score"),
-                "num_comments": post.get("num_comments"),
-                "link": link or "",
-                "over_18": bool(post.get("over_18")),
+                "subreddit": text(post, "subreddit_name_prefixed") or text(post, "subreddit"),
+                "score": count(post, "score"),
+                "num_comments": count(post, "num_comments"),
+                "link": link,
+                "over_18": flag(post, "over_18"),
             },
         )
 
@@ -432,31 +444,43 @@ class RedditSource(Source):
                 if (reply := _feed_reply(entry, name, since)) is not None
             ]
         found: list[BrandReply] = []
+        skipped = SkippedItems("comments")
         after = None
+        older = False
         for _page in range(self.config.max_pages):
             params = {"sort": "new", "limit": "100", "raw_json": "1"}
             if after:
                 params["after"] = after
-            comments, after = await self._listing(f"/user/{name}/comments", params)
-            for comment in comments:
-                published = datetime.fromtimestamp(comment["created_utc"], UTC)
-                if since is not None and published < since:
-                    return found
-                if comment.get("link_id"):
-                    found.append(
-                        BrandReply(
-                            thread_key=f"reddit:{comment['link_id']}",
-                            url=SITE + str(comment.get("permalink") or ""),
-                            published_at=published,
-                            in_reply_to_key=f"reddit:{comment['parent_id']}"
-                            if comment.get("parent_id")
-                            else "",
-                            author=str(comment.get("author") or name),
-                        )
-                    )
-            if not after or since is None:
+            children, after = await self._listing(f"/user/{name}/comments", params)
+            for child in children:
+                with skipped.guard():
+                    reply = _comment_reply(_child_data(child), name)
+                    older = since is not None and reply.published_at < since
+                    if older:
+                        break
+                    if reply.thread_key:
+                        found.append(reply)
+            if older or not after or since is None:
                 break
+        skipped.log(f"{self.name}: replies of {account}")
         return found
+
+
+def _child_data(child: Any) -> Mapping[str, Any]:
+    """The `data` object of a Listing child (a post or a comment)."""
+    return obj(obj(child, "child").get("data"), "data")
+
+
+def _comment_reply(comment: Mapping[str, Any], name: str) -> BrandReply:
+    """One of the account's comments; thread_key is "" for one outside any post."""
+    link_id, parent_id = optional_ident(comment, "link_id"), optional_ident(comment, "parent_id")
+    return BrandReply(
+        thread_key=f"reddit:{link_id}" if link_id else "",
+        url=SITE + text(comment, "permalink"),
+        published_at=epoch_time(comment, "created_utc"),
+        in_reply_to_key=f"reddit:{parent_id}" if parent_id else "",
+        author=text(comment, "author") or name,
+    )
 
 
 def _number(value: str | None) -> float | None:

@@ -140,7 +140,8 @@ def parse_json(source: str, body: bytes, what: str) -> Any:
     """Decode a JSON body or raise a SourceError saying which endpoint sent what."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    # RecursionError: a deeply nested body ("[[[[…") exhausts the decoder's stack.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         start = body[:60].decode("utf-8", "replace").strip()
         raise SourceError(
             source,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
@@ -37,6 +38,18 @@ from sources.base import (
     secret_tag,
 )
 from sources.http import MAX_RETRY_AFTER, HttpResponse
+from sources.items import (
+    SkippedItems,
+    count,
+    epoch,
+    epoch_time,
+    flag,
+    ident,
+    nested,
+    obj,
+    strings,
+    text,
+)
 from sources.searchkit import (
     SearchQuery,
     Watermark,
@@ -200,6 +213,7 @@ class StackExchangeSource(Source):
                 "waiting for it to reset at midnight UTC"
                 + ("" if self.app_key else " — an app key raises it to 10,000")
             )
+        poll.skipped.report(poll.warnings)
         return FetchResult(
             poll.mentions,
             cursor=cursor,
@@ -226,10 +240,13 @@ class StackExchangeSource(Source):
             if mark.cutoff is not None:
                 params["fromdate"] = int(mark.cutoff)
             data = await self._get("/search/excerpts", params, poll)
-            for item in data["items"]:
-                identity = _identity(item)
-                if identity and mark.admit(str(identity[0]), item["creation_date"]):
-                    poll.mentions.append(self.item_to_mention(item, site))
+            for raw in data["items"]:
+                with poll.skipped.guard():
+                    # Identity and time first (sources/items.py): only they move the cursor.
+                    item = obj(raw)
+                    post_id, _is_answer = _identity(item)
+                    if mark.admit(post_id, epoch(item, "creation_date")):
+                        poll.mentions.append(self.item_to_mention(item, site))
             if poll.stop or not data.get("has_more") or mark.first_poll:
                 return
             if page == self.config.max_pages:
@@ -317,13 +334,12 @@ class StackExchangeSource(Source):
             )
         return error
 
-    def item_to_mention(self, item: dict[str, Any], site: str) -> Mention:
+    def item_to_mention(self, item: Mapping[str, Any], site: str) -> Mention:
         domain = site_domain(site)
-        question_id = item.get("question_id")
-        is_answer = item.get("item_type") == "answer" and item.get("answer_id")
-        post_id = item["answer_id"] if is_answer else question_id
-        body = str(item.get("body") or item.get("excerpt") or "")
-        title = html_to_text(str(item.get("title") or ""))
+        post_id, is_answer = _identity(item)
+        question_id = ident(item, "question_id", numeric=True)
+        body = text(item, "body") or text(item, "excerpt")
+        title = html_to_text(text(item, "title"))
         return Mention(
             source_key=f"stackexchange:{site}:{post_id}",
             url=f"https://{domain}/{'a' if is_answer else 'q'}/{post_id}",
@@ -331,17 +347,17 @@ class StackExchangeSource(Source):
             title="" if is_answer else title,
             text=html_to_text(body),
             html=body,
-            published_at=datetime.fromtimestamp(item["creation_date"], UTC),
+            published_at=epoch_time(item, "creation_date"),
             thread_key=f"stackexchange:{site}:{question_id}",
             watchlist_hint=self.watchlist_hint(),
             extra={
                 "site": site,
                 "type": "answer" if is_answer else "question",
                 "question_title": title,
-                "tags": item.get("tags") or [],
-                "score": item.get("score"),
-                "is_answered": item.get("is_answered"),
-                "answer_count": item.get("answer_count"),
+                "tags": strings(item, "tags"),
+                "score": count(item, "score"),
+                "is_answered": flag(item, "is_answered"),
+                "answer_count": count(item, "answer_count"),
             },
         )
 
@@ -360,43 +376,63 @@ class StackExchangeSource(Source):
         user = quote(user_id.strip())
         answers = (await self._get(f"/users/{user}/answers", params))["items"]
         comments = (await self._get(f"/users/{user}/comments", params))["items"]
-        found = [
-            BrandReply(
-                thread_key=f"stackexchange:{site}:{answer['question_id']}",
-                url=f"https://{domain}/a/{answer['answer_id']}",
-                published_at=datetime.fromtimestamp(answer["creation_date"], UTC),
-                in_reply_to_key=f"stackexchange:{site}:{answer['question_id']}",
-                author=str((answer.get("owner") or {}).get("display_name") or user_id),
-            )
-            for answer in answers
-            if {"answer_id", "question_id", "creation_date"} <= answer.keys()
-        ]
-        comments = [c for c in comments if {"comment_id", "post_id", "creation_date"} <= c.keys()]
-        question_of = await self._questions_of_answers(site, {c["post_id"] for c in comments})
-        for comment in comments:
-            post = comment["post_id"]
+        skipped = SkippedItems("answers and comments")
+        found: list[BrandReply] = []
+        for raw in answers:
+            with skipped.guard():
+                answer = obj(raw)
+                question = ident(answer, "question_id", numeric=True)
+                found.append(
+                    BrandReply(
+                        thread_key=f"stackexchange:{site}:{question}",
+                        url=f"https://{domain}/a/{ident(answer, 'answer_id', numeric=True)}",
+                        published_at=epoch_time(answer, "creation_date"),
+                        in_reply_to_key=f"stackexchange:{site}:{question}",
+                        author=text(nested(answer, "owner"), "display_name") or user_id,
+                    )
+                )
+        # (comment id, commented post id, when, author) of each sound comment.
+        commented: list[tuple[str, str, datetime, str]] = []
+        for raw in comments:
+            with skipped.guard():
+                comment = obj(raw)
+                commented.append(
+                    (
+                        ident(comment, "comment_id", numeric=True),
+                        # Numeric: these ids go into the /answers/{ids} path.
+                        ident(comment, "post_id", numeric=True),
+                        epoch_time(comment, "creation_date"),
+                        text(nested(comment, "owner"), "display_name") or user_id,
+                    )
+                )
+        question_of = await self._questions_of_answers(site, {c[1] for c in commented}, skipped)
+        for comment_id, post, published, author in commented:
             found.append(
                 BrandReply(
                     thread_key=f"stackexchange:{site}:{question_of.get(post, post)}",
-                    url=f"https://{domain}/posts/comments/{comment['comment_id']}",
-                    published_at=datetime.fromtimestamp(comment["creation_date"], UTC),
+                    url=f"https://{domain}/posts/comments/{comment_id}",
+                    published_at=published,
                     in_reply_to_key=f"stackexchange:{site}:{post}",
-                    author=str((comment.get("owner") or {}).get("display_name") or user_id),
+                    author=author,
                 )
             )
+        skipped.log(f"{self.name}: replies of {account}")
         return sorted(found, key=lambda reply: reply.published_at, reverse=True)
 
-    async def _questions_of_answers(self, site: str, post_ids: set[int]) -> dict[int, int]:
-        """answer id → question id for those of ``post_ids`` that are answers."""
+    async def _questions_of_answers(
+        self, site: str, post_ids: set[str], skipped: SkippedItems
+    ) -> dict[str, str]:
+        """answer id → question id for those of ``post_ids`` (numeric) that are answers."""
         if not post_ids:
             return {}
-        ids = ";".join(str(i) for i in sorted(post_ids)[:100])
+        ids = ";".join(sorted(post_ids, key=int)[:100])
         data = await self._get(f"/answers/{ids}", {"site": site, "pagesize": 100})
-        return {
-            a["answer_id"]: a["question_id"]
-            for a in data["items"]
-            if "answer_id" in a and "question_id" in a
-        }
+        found: dict[str, str] = {}
+        for raw in data["items"]:
+            with skipped.guard():
+                answer = obj(raw)
+                found[ident(answer, "answer_id")] = ident(answer, "question_id", numeric=True)
+        return found
 
 
 class _Poll:
@@ -407,6 +443,7 @@ class _Poll:
         self.quota_remaining: int | None = None
         self.quota_max: int | None = None
         self.backoff_s = 0
+        self.skipped = SkippedItems()
 
     @property
     def stop(self) -> bool:
@@ -419,8 +456,10 @@ class _Poll:
             self.quota_remaining = data["quota_remaining"]
         if isinstance(data.get("quota_max"), int):
             self.quota_max = data["quota_max"]
-        if isinstance(data.get("backoff"), int) and data["backoff"] > 0:
-            self.backoff_s = max(self.backoff_s, data["backoff"])
+        backoff = count(data, "backoff")
+        if backoff is not None and backoff > 0:
+            # Capped: `backoff: 10**15` must not become a pause no timedelta can hold.
+            self.backoff_s = max(self.backoff_s, min(backoff, int(MAX_RETRY_AFTER.total_seconds())))
 
 
 def site_domain(site: str) -> str:
@@ -436,21 +475,18 @@ def site_domain(site: str) -> str:
     return f"{site}.stackexchange.com"
 
 
-def _identity(item: Any) -> tuple[int, str] | None:
-    if not isinstance(item, dict) or not isinstance(item.get("creation_date"), int):
-        return None
-    if item.get("item_type") == "answer" and isinstance(item.get("answer_id"), int):
-        return item["answer_id"], "answer"
-    if isinstance(item.get("question_id"), int):
-        return item["question_id"], "question"
-    return None
+def _identity(item: Mapping[str, Any]) -> tuple[str, bool]:
+    """(post id, is an answer) of a search result: the answer's id for an answer."""
+    if item.get("item_type") == "answer" and item.get("answer_id") is not None:
+        return ident(item, "answer_id", numeric=True), True
+    return ident(item, "question_id", numeric=True), False
 
 
 def _error_object(body: bytes) -> tuple[int | None, str, str]:
     """(error_id, error_name, error_message) of an error answer; blanks if it is none."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None, "", body[:120].decode("utf-8", "replace").strip()
     if not isinstance(data, dict):
         return None, "", ""

@@ -40,7 +40,19 @@ from monitor.mention import BrandReply, Mention
 from monitor.textclean import html_to_text
 from sources.base import FetchResult, Source, SourceConfig, SourceError, SourceState, secret_tag
 from sources.http import HttpResponse, parse_retry_after
-from sources.incremental import SeenWindow, iso, parse_time
+from sources.incremental import SeenWindow, iso
+from sources.items import (
+    SkippedItems,
+    count,
+    ident,
+    nested,
+    obj,
+    objects,
+    optional_ident,
+    page_token,
+    text,
+    timestamp,
+)
 from sources.searchkit import nothing_to_search
 
 try:
@@ -204,13 +216,15 @@ class YoutubeSource(Source):
             return result
 
         mentions: list[Mention] = []
+        skipped = SkippedItems()
         for query in self._queries():
-            used += await self._search_videos(query, videos, mentions)
+            used += await self._search_videos(query, videos, mentions, skipped)
         warnings = []
         if self.config.channel_id:
-            spent, warning = await self._read_comments(comments, mentions)
+            spent, warning = await self._read_comments(comments, mentions, skipped)
             used += spent
             warnings += [warning] if warning else []
+        skipped.report(warnings)
         wait = self.budget_interval(used, now)
         return FetchResult(
             mentions,
@@ -234,7 +248,9 @@ class YoutubeSource(Source):
             "expected_delay_s": round(wait.total_seconds()),
         }
 
-    async def _search_videos(self, query: str, window: SeenWindow, found: list[Mention]) -> int:
+    async def _search_videos(
+        self, query: str, window: SeenWindow, found: list[Mention], skipped: SkippedItems
+    ) -> int:
         """One search (paged while every result is new); returns the units spent."""
         params: dict[str, Any] = {
             "part": "snippet",
@@ -252,20 +268,27 @@ class YoutubeSource(Source):
             spent += SEARCH_COST_UNITS
             items = _items(data)
             new = 0
-            for item in items:
-                mention = self._video(item)
-                if mention is not None and window.is_new(mention.source_key):
-                    window.add(mention.source_key, mention.published_at)
-                    found.append(mention)
-                    new += 1
-            token = data.get("nextPageToken")
+            for raw in items:
+                with skipped.guard():
+                    # Identity and time first (sources/items.py): only they move the cursor.
+                    item = obj(raw)
+                    identity = _video_identity(item)
+                    if identity is None:
+                        continue
+                    key, published = identity
+                    if window.is_new(key):
+                        window.add(key, published)
+                        new += 1
+                        if (mention := self._video(item)) is not None:
+                            found.append(mention)
+            token = page_token(data.get("nextPageToken"))
             if not token or new < len(items):
                 break
             params["pageToken"] = token
         return spent
 
     async def _read_comments(
-        self, window: SeenWindow, found: list[Mention]
+        self, window: SeenWindow, found: list[Mention], skipped: SkippedItems
     ) -> tuple[int, str | None]:
         params: dict[str, Any] = {
             "part": "snippet",
@@ -283,64 +306,70 @@ class YoutubeSource(Source):
                 return spent, "comments are disabled on channel_id's videos; nothing to read"
             spent += COMMENTS_COST_UNITS
             older = False
-            for item in _items(data):
-                mention = self._comment(item)
-                if mention is None:
-                    continue
-                if since is not None and mention.published_at and mention.published_at < since:
-                    older = True
-                elif window.is_new(mention.source_key):
-                    window.add(mention.source_key, mention.published_at)
-                    found.append(mention)
-            token = data.get("nextPageToken")
+            for raw in _items(data):
+                with skipped.guard():
+                    # Identity and time first (sources/items.py): only they move the cursor.
+                    thread = obj(raw)
+                    identity = _comment_identity(thread)
+                    if identity is None:
+                        continue
+                    key, published = identity
+                    if since is not None and published < since:
+                        older = True
+                    elif window.is_new(key):
+                        window.add(key, published)
+                        if (mention := self._comment(thread)) is not None:
+                            found.append(mention)
+            token = page_token(data.get("nextPageToken"))
             if not token or older:
                 break
             params["pageToken"] = token
         return spent, None
 
     def _video(self, item: Mapping[str, Any]) -> Mention | None:
-        ident, snippet = item.get("id"), item.get("snippet")
-        video = ident.get("videoId") if isinstance(ident, Mapping) else None
-        if not (isinstance(video, str) and isinstance(snippet, Mapping)):
+        """A search result as a mention; None for the brand's own upload or no video."""
+        identity = _video_identity(item)
+        if identity is None:
             return None
-        channel = str(snippet.get("channelId") or "")
+        key, published = identity
+        snippet = obj(item.get("snippet"), "snippet")
+        channel = text(snippet, "channelId")
         if self.config.channel_id and channel == self.config.channel_id:
             return None  # the brand's own upload is not a mention
-        url = f"https://www.youtube.com/watch?v={video}"
+        url = f"https://www.youtube.com/watch?v={key.removeprefix('youtube:')}"
         return Mention(
-            source_key=f"youtube:{video}",
+            source_key=key,
             url=url,
-            title=html_to_text(str(snippet.get("title") or "")),
-            text=html_to_text(str(snippet.get("description") or "")),
-            author=html_to_text(str(snippet.get("channelTitle") or "")),
+            title=html_to_text(text(snippet, "title")),
+            text=html_to_text(text(snippet, "description")),
+            author=html_to_text(text(snippet, "channelTitle")),
             author_url=f"https://www.youtube.com/channel/{channel}" if channel else "",
-            published_at=parse_time(snippet.get("publishedAt")),
+            published_at=published,
             thread_key=url,
             watchlist_hint=self.watchlist_hint(),
-            extra={"channel_id": channel, "live": snippet.get("liveBroadcastContent") or "none"},
+            extra={"channel_id": channel, "live": text(snippet, "liveBroadcastContent") or "none"},
         )
 
     def _comment(self, thread: Mapping[str, Any]) -> Mention | None:
-        snippet = thread.get("snippet")
-        top = snippet.get("topLevelComment") if isinstance(snippet, Mapping) else None
-        details = top.get("snippet") if isinstance(top, Mapping) else None
-        if not (isinstance(details, Mapping) and isinstance(top, Mapping)):
+        """A comment thread's top comment as a mention; None when it is on no video."""
+        identity = _comment_identity(thread)
+        if identity is None:
             return None
-        video = str(details.get("videoId") or snippet.get("videoId") or "")  # type: ignore[union-attr]
-        comment = str(top.get("id") or "")
-        if not (video and comment):
-            return None
-        text = details.get("textOriginal") or html_to_text(str(details.get("textDisplay") or ""))
+        key, published = identity
+        snippet, _top, details = _top_comment(thread)
+        video = text(details, "videoId") or text(snippet, "videoId")
+        comment = key.removeprefix("youtube:comment:")
+        words = text(details, "textOriginal") or html_to_text(text(details, "textDisplay"))
         return Mention(
-            source_key=f"youtube:comment:{comment}",
+            source_key=key,
             url=f"https://www.youtube.com/watch?v={video}&lc={comment}",
-            text=str(text),
-            author=str(details.get("authorDisplayName") or ""),
-            author_url=str(details.get("authorChannelUrl") or ""),
-            published_at=parse_time(details.get("publishedAt")),
-            thread_key=_thread_url(video, str(thread.get("id") or comment)),
+            text=words,
+            author=text(details, "authorDisplayName"),
+            author_url=text(details, "authorChannelUrl"),
+            published_at=published,
+            thread_key=_thread_url(video, optional_ident(thread, "id") or comment),
             watchlist_hint=self.watchlist_hint(),
-            extra={"video_id": video, "likes": details.get("likeCount")},
+            extra={"video_id": video, "likes": count(details, "likeCount")},
         )
 
     # ------------------------------------------------------------------ brand replies
@@ -364,11 +393,15 @@ class YoutubeSource(Source):
             )
         except _CommentsDisabled:
             return []
-        found = []
-        for thread in _items(data):
-            replies = thread.get("replies")
-            for reply in replies.get("comments") or [] if isinstance(replies, Mapping) else []:
-                found += _brand_reply(thread, reply, channel, since)
+        found: list[BrandReply] = []
+        skipped = SkippedItems("comments")
+        for raw in _items(data):
+            with skipped.guard():
+                thread = obj(raw)
+                for reply in objects(nested(thread, "replies"), "comments"):
+                    with skipped.guard():
+                        found += _brand_reply(thread, reply, channel, since)
+        skipped.log(f"{self.name}: replies of {account}")
         return found
 
     # ---------------------------------------------------------------------- plumbing
@@ -386,7 +419,7 @@ class YoutubeSource(Source):
             raise self._error(response, what)
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError(
                 self.name,
                 f"malformed JSON from {what} ({exc})",
@@ -446,9 +479,38 @@ class _CommentsDisabled(Exception):
     """The channel has comments turned off: not an error, just nothing to read."""
 
 
-def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _items(data: Mapping[str, Any]) -> list[Any]:
+    """The `items` of an answer, as sent (each is read inside a SkippedItems guard)."""
     items = data.get("items")
-    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+    return items if isinstance(items, list) else []
+
+
+def _video_identity(item: Mapping[str, Any]) -> tuple[str, datetime] | None:
+    """(source key, publishedAt) of a search result: what the cursor is made of. None for
+    a channel or playlist result (`type=video` should exclude them; not malformed)."""
+    found = obj(item.get("id"), "id")
+    if found.get("kind") not in (None, "youtube#video"):
+        return None
+    video = ident(found, "videoId")
+    return f"youtube:{video}", timestamp(obj(item.get("snippet"), "snippet"), "publishedAt")
+
+
+def _top_comment(
+    thread: Mapping[str, Any],
+) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    """(thread snippet, top-level comment, its snippet) of a commentThread."""
+    snippet = obj(thread.get("snippet"), "snippet")
+    top = obj(snippet.get("topLevelComment"), "topLevelComment")
+    return snippet, top, obj(top.get("snippet"), "topLevelComment.snippet")
+
+
+def _comment_identity(thread: Mapping[str, Any]) -> tuple[str, datetime] | None:
+    """(source key, publishedAt) of a thread's top comment; None for a comment on the
+    channel rather than on a video (not malformed: there is just no video to link)."""
+    snippet, top, details = _top_comment(thread)
+    if not (text(details, "videoId") or text(snippet, "videoId")):
+        return None
+    return f"youtube:comment:{ident(top, 'id')}", timestamp(details, "publishedAt")
 
 
 def _thread_url(video: str, thread: str) -> str:
@@ -459,7 +521,7 @@ def _google_error(response: HttpResponse) -> tuple[str, str]:
     """(reason, message) of a Google API error body, e.g. ("quotaExceeded", "...")."""
     try:
         error = json.loads(response.body).get("error", {})
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "", response.body[:200].decode("utf-8", "replace")
     if not isinstance(error, dict):
         return "", ""
@@ -471,24 +533,23 @@ def _google_error(response: HttpResponse) -> tuple[str, str]:
 
 
 def _brand_reply(
-    thread: Mapping[str, Any], reply: Any, channel: str, since: datetime | None
+    thread: Mapping[str, Any], reply: Mapping[str, Any], channel: str, since: datetime | None
 ) -> list[BrandReply]:
-    details = reply.get("snippet") if isinstance(reply, Mapping) else None
-    if not isinstance(details, Mapping):
+    """The reply as a BrandReply when the brand channel wrote it (and not before since)."""
+    details = obj(reply.get("snippet"), "snippet")
+    if text(nested(details, "authorChannelId"), "value") != channel:
         return []
-    author = details.get("authorChannelId")
-    author_id = author.get("value") if isinstance(author, Mapping) else None
-    when = parse_time(details.get("publishedAt"))
-    video = str(details.get("videoId") or "")
-    if author_id != channel or when is None or not video or (since and when < since):
+    when, video = timestamp(details, "publishedAt"), text(details, "videoId")
+    if not video or (since and when < since):
         return []
-    parent = str(details.get("parentId") or thread.get("id") or "")
+    thread_id = optional_ident(thread, "id")
+    parent = optional_ident(details, "parentId") or thread_id
     return [
         BrandReply(
-            thread_key=_thread_url(video, str(thread.get("id") or parent)),
-            url=f"https://www.youtube.com/watch?v={video}&lc={reply.get('id')}",
+            thread_key=_thread_url(video, thread_id or parent),
+            url=f"https://www.youtube.com/watch?v={video}&lc={ident(reply, 'id')}",
             published_at=when,
             in_reply_to_key=f"youtube:comment:{parent}" if parent else "",
-            author=str(details.get("authorDisplayName") or ""),
+            author=text(details, "authorDisplayName"),
         )
     ]

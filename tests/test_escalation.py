@@ -20,8 +20,8 @@ from monitor.config import Config, EscalationConfig, WatchlistConfig
 from monitor.daemon import Daemon
 from monitor.mention import BrandReply, Mention
 from monitor.pipeline import Pipeline
-from monitor.replies import poll_replies
-from monitor.store import Store, events, outbox
+from monitor.replies import cursor_name, poll_replies
+from monitor.store import Store, alert_state, events, outbox
 from monitor.store import mentions as mention_store
 from monitor.store import sources as source_store
 from sources.base import FetchResult, Source, SourceConfig, SourceContext
@@ -457,6 +457,18 @@ async def test_run_once_marks_threads_answered_from_brand_replies_before_the_che
     reply_at = now - timedelta(minutes=5)
     brand_replies.append(hn_hit(41000020, "acmecloud", "Sorry! Refunded.", reply_at, 41000010))
     await asyncio.sleep(1.1)  # past reply_within: only the reply keeps it off the ladder
+    # The next cron run comes after the source's minimum reply interval (not seconds later).
+    store = await Store.open(make_daemon(**overrides).config.database)
+    try:
+        async with store.begin() as connection:
+            name = cursor_name("hn", "acmecloud")
+            cursor = await alert_state.get_cursor(connection, name) or {}
+            earlier = datetime.now(UTC) - timedelta(hours=1)
+            await alert_state.set_cursor(
+                connection, name, {**cursor, "checked_at": earlier.isoformat()}, earlier
+            )
+    finally:
+        await store.dispose()
     await make_daemon(**overrides).run_once()
     assert len(slack.of("chat.postMessage")) == 1  # no escalation for an answered thread
     (update,) = slack.of("chat.update")

@@ -71,8 +71,9 @@ def config(local_server: LocalServer, sqlite_url: str) -> Config:
 
 
 async def opened(make_daemon: Callable[..., Daemon], config: Config) -> Daemon:
-    """Poll once (stores the customer's comment and story), then open for replies."""
-    await make_daemon(config=config).run_once()
+    """Poll once (stores the customer's comment and story), then open for replies. Without
+    alerts, because `run --once` with alerts lists the brand's replies itself."""
+    await make_daemon(config=config).run_once(alerts_enabled=False)
     daemon = make_daemon(config=config)
     await daemon.open()
     return daemon
