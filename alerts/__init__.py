@@ -28,3 +28,6 @@ except ModuleNotFoundError as exc:
     )
 else:
     SINKS[AppriseSink.kind] = AppriseSink
+
+# Where alerts go when no sink is enabled: they are printed, never silently dropped.
+DEFAULT_SINK: str = ConsoleSink.kind

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 import apprise
 from pydantic import Field, SecretStr, model_validator
 
-from alerts.base import Alert, AlertSink, Delivery, SinkConfig
+from alerts.base import Alert, AlertSink, Delivery, SinkConfig, SinkContext
 from alerts.digest import DIGEST_KIND, sections
 from alerts.text import (
     age,
@@ -103,8 +103,8 @@ class AppriseSink(AlertSink):
     Config = AppriseConfig
     config: AppriseConfig
 
-    def __init__(self, config: AppriseConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: AppriseConfig, context: SinkContext | None = None) -> None:
+        super().__init__(config, context)
         # One Apprise object per URL: a service that failed is retried alone, and the
         # ones that accepted the alert do not get it twice.
         self._targets: list[apprise.Apprise] = []

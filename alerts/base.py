@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, ClassVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 
 class SinkConfig(BaseModel):
@@ -52,6 +56,13 @@ class Alert:
     body: dict[str, Any] = field(default_factory=dict)  # kind-specific extras
     people: list[Person] = field(default_factory=list)  # mention_people resolved from config
     group: list[dict[str, Any]] = field(default_factory=list)  # mentions of a storm or batch
+    # The same on every retry of this alert, unique across databases: a sink puts it where
+    # it can recognise a repeat (Slack message metadata, the email Message-ID).
+    idempotency_key: str = ""
+    # Set when a crash cut short an attempt that started at this time, maybe after the
+    # provider accepted it: a sink that can look for that earlier message should, instead
+    # of sending it again.
+    interrupted_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -63,14 +74,24 @@ class Delivery:
     permanent: bool = False  # retrying cannot help (bad token, unknown channel)
 
 
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """What the daemon hands every sink's constructor, built-in or third-party alike."""
+
+    # Where a sink that writes to a terminal prints (standard output when None); the demo
+    # and the tests capture it.
+    console: TextIO | None = None
+
+
 class AlertSink(ABC):
     # Registry key and the key under `alerts:` in config.
     kind: ClassVar[str]
     docs_url: ClassVar[str] = ""
     Config: ClassVar[type[SinkConfig]] = SinkConfig
 
-    def __init__(self, config: SinkConfig) -> None:
+    def __init__(self, config: SinkConfig, context: SinkContext | None = None) -> None:
         self.config = config
+        self.context = context or SinkContext()
 
     @abstractmethod
     async def send(self, alert: Alert) -> Delivery: ...
@@ -81,6 +102,18 @@ class AlertSink(ABC):
 
     def describe(self) -> str:
         return self.kind
+
+    async def start_interactive(
+        self, store: Store, on_change: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Start taking input from people (Slack's buttons) while the daemon runs; call
+        ``on_change`` after each change so the alerts showing it are redrawn. Optional;
+        ``run --once`` never calls it."""
+        return None
+
+    async def stop_interactive(self) -> None:
+        """Stop what ``start_interactive`` started (on shutdown and before a reload)."""
+        return None
 
     async def close(self) -> None:
         return None

@@ -10,7 +10,7 @@ import sys
 import unicodedata
 from typing import ClassVar, TextIO
 
-from alerts.base import Alert, AlertSink, Delivery, SinkConfig
+from alerts.base import Alert, AlertSink, Delivery, SinkConfig, SinkContext
 from alerts.context import author_note, signal_notes, stored_signals
 
 _BIDI_CONTROLS = {
@@ -47,9 +47,16 @@ class ConsoleSink(AlertSink):
     Config = ConsoleConfig
     config: ConsoleConfig
 
-    def __init__(self, config: ConsoleConfig, stream: TextIO | None = None) -> None:
-        super().__init__(config)
-        self.stream = stream
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        context: SinkContext | None = None,
+        *,
+        stream: TextIO | None = None,
+    ) -> None:
+        super().__init__(config, context)
+        # ``stream`` overrides the context's console, for tests that build a sink by hand.
+        self.stream = stream or self.context.console
 
     async def send(self, alert: Alert) -> Delivery:
         out = self.stream or sys.stdout

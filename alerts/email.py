@@ -97,6 +97,15 @@ def _parse_address(text: str) -> Address:
     return Address(display_name=name.strip().strip('"'), username=username, domain=domain)
 
 
+def message_id(alert: Alert, domain: str) -> str:
+    """The same Message-ID every time this alert is sent: a repeat after a crash (the one
+    duplicate at-least-once delivery allows) is the same message to mail clients, and many
+    keep only one copy."""
+    if not alert.idempotency_key:  # an alert built outside the outbox
+        return make_msgid(idstring=f"bm{alert.id}", domain=domain)
+    return f"<brand-monitor.{alert.idempotency_key}@{domain}>"
+
+
 def header_safe(text: str, limit: int = SUBJECT_LIMIT) -> str:
     """One line of printable text: CR, LF and every other control character become spaces."""
     cleaned = "".join(
@@ -132,7 +141,7 @@ class EmailSink(AlertSink):
         message["From"] = sender
         message["To"] = ", ".join(self.recipients(alert))
         message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = make_msgid(idstring=f"bm{alert.id}", domain=sender.domain)
+        message["Message-ID"] = message_id(alert, sender.domain)
         if alert.thread_ref:
             message["In-Reply-To"] = alert.thread_ref
             message["References"] = alert.thread_ref

@@ -6,13 +6,18 @@ escalations and follow-ups reply in the first alert's thread, and the first aler
 edited (chat.update) whenever the mention's state changes. With ``app_token`` (``xapp-``)
 the messages carry buttons, handled over Socket Mode by ``alerts.slack_interactive``.
 ``webhook_url`` alone is the simpler mode: one message per alert, no threads or buttons.
+
+Every message carries metadata with the alert's ``idempotency_key``: when a crash cut an
+attempt short, ``send`` first looks for that message in the channel and posts only if it
+is not there (``alerts.slack_history``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr, model_validator
 from slack_sdk.errors import SlackApiError
@@ -28,7 +33,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from alerts.base import Alert, AlertSink, Delivery, SinkConfig
+from alerts.base import Alert, AlertSink, Delivery, SinkConfig, SinkContext
 from alerts.digest import DIGEST_KIND
 from alerts.slack_blocks import (
     digest_blocks,
@@ -37,6 +42,11 @@ from alerts.slack_blocks import (
     mention_blocks,
     notice_blocks,
 )
+from alerts.slack_history import METADATA_EVENT_TYPE, find_posted
+
+if TYPE_CHECKING:
+    from alerts.slack_interactive import SlackInteractive
+    from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +133,11 @@ class SlackSink(AlertSink):
     Config = SlackConfig
     config: SlackConfig
 
-    def __init__(self, config: SlackConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: SlackConfig, context: SinkContext | None = None) -> None:
+        super().__init__(config, context)
         self._client: AsyncWebClient | None = None
         self._webhook: AsyncWebhookClient | None = None
+        self._buttons: SlackInteractive | None = None
 
     @property
     def interactive(self) -> bool:
@@ -163,6 +174,22 @@ class SlackSink(AlertSink):
         buttons = ", buttons" if self.interactive else ""
         return f"slack ({self.config.channel}{buttons})"
 
+    async def start_interactive(
+        self, store: Store, on_change: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Buttons over Socket Mode, when both a bot token and an app token are set."""
+        if not self.interactive or self.webhook_mode:
+            return
+        from alerts.slack_interactive import SlackInteractive  # it imports this module
+
+        self._buttons = SlackInteractive(store, self.config, on_change)
+        await self._buttons.start()
+
+    async def stop_interactive(self) -> None:
+        if self._buttons is not None:
+            await self._buttons.stop()
+            self._buttons = None
+
     # ------------------------------------------------------------------------ sending
 
     def render(self, alert: Alert) -> list[dict[str, Any]]:
@@ -181,6 +208,10 @@ class SlackSink(AlertSink):
             return await self._send_webhook(alert, blocks, text)
         channel = alert.target or self.config.channel
         thread_channel, thread_ts = _split_ref(alert.thread_ref)
+        if alert.interrupted_at is not None and alert.idempotency_key:
+            found = await find_posted(self.client, alert, thread_channel or channel, thread_ts)
+            if found is not None:
+                return Delivery(ok=True, provider_id=found)
         arguments: dict[str, Any] = {
             "channel": thread_channel or channel,
             "text": text,
@@ -189,6 +220,10 @@ class SlackSink(AlertSink):
             "unfurl_media": False,
             "link_names": False,  # never turn "@here" written in a post into a ping
             "parse": "none",
+            "metadata": {
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": {"outbox_id": alert.id, "key": alert.idempotency_key},
+            },
         }
         if thread_ts:
             arguments["thread_ts"] = thread_ts

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +31,8 @@ from monitor.store.tables import corrections, mentions
 log = logging.getLogger(__name__)
 
 ANSWER_DIALOG = "bm_answered_dialog"
+# Longest wait for the Socket Mode connection at start-up.
+CONNECT_TIMEOUT_S = 15.0
 LINK_BLOCK, LINK_INPUT = "reply_link", "url"
 SENTIMENTS = ("negative", "neutral", "positive")
 
@@ -124,19 +127,24 @@ class SlackInteractive:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         assert self.config.app_token is not None
-        self._handler = AsyncSocketModeHandler(
+        handler = AsyncSocketModeHandler(
             self.app, self.config.app_token.get_secret_value(), web_client=self.client
         )
         try:
-            await self._handler.connect_async()
+            # Ask for the socket URL first: the SDK's connect() retries a refused token
+            # forever, which would hold up the daemon's start for good.
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            await asyncio.wait_for(handler.connect_async(), timeout=CONNECT_TIMEOUT_S)
         except Exception as exc:
             log.error(
                 "slack: buttons unavailable, Socket Mode did not connect (%s) — check "
                 "alerts.slack.app_token (xapp-…, connections:write) and that Socket Mode is "
                 "on in the app settings",
-                exc,
+                _reason(exc),
             )
-            self._handler = None
+            await handler.close_async()
+            return
+        self._handler = handler
 
     async def stop(self) -> None:
         if self._handler is not None:
@@ -278,3 +286,11 @@ class SlackInteractive:
 def _actor(body: dict[str, Any]) -> str:
     user = body.get("user") or {}
     return f"slack:{user.get('id', 'unknown')}"
+
+
+def _reason(exc: Exception) -> str:
+    """Slack's error code when Slack answered (invalid_auth, ...), else the first line."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or exc.response.status_code)
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

@@ -23,15 +23,17 @@ from pydantic import (
     Field,
     ValidationError,
     create_model,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
-from alerts import SINKS, UNAVAILABLE
+from alerts import DEFAULT_SINK, SINKS, UNAVAILABLE
 from alerts.base import SinkConfig
 from monitor.classify.settings import ClassifyConfig
 from monitor.durations import Duration
 from monitor.envvars import expand_tree
+from monitor.redact import safe_url, secret_strings, url_password
 from monitor.yaml_lines import YamlError, format_path, load_with_lines
 from sources import SOURCES
 from sources.base import SourceConfig
@@ -186,7 +188,9 @@ class BatchConfig(Strict):
 class DaemonConfig(Strict):
     # How often the scheduler asks the store which sources are due.
     tick: Duration = Field(default=timedelta(seconds=1))
-    # Hard limit on one source run; a hung source is cancelled and backs off.
+    # Hard limit on loading state and fetching in one source run; a hung source is
+    # cancelled and backs off. Storing is never cut short (it would leave the database
+    # locked); an overrun while storing is logged.
     source_timeout: Duration = Field(default=timedelta(seconds=120))
     # How many sources may run at the same time.
     max_concurrent_sources: int = Field(default=4, ge=1, le=64)
@@ -196,7 +200,8 @@ class DaemonConfig(Strict):
     heartbeat_every: Duration = Field(default=timedelta(seconds=30))
     # `monitor healthcheck` fails when the heartbeat is older than this.
     stale_after: Duration = Field(default=timedelta(minutes=3))
-    # How long SIGTERM waits for in-flight runs before cancelling them.
+    # How long SIGTERM waits for in-flight runs before cancelling them. Whatever stops the
+    # daemon (docker --stop-timeout, systemd TimeoutStopSec) must allow this + 10 s.
     shutdown_grace: Duration = Field(default=timedelta(seconds=20))
     # How often pending alerts are delivered (retries back off on their own).
     deliver_every: Duration = Field(default=timedelta(seconds=2))
@@ -291,6 +296,11 @@ class AlertsBase(Strict):
         }
         return found
 
+    def active_sinks(self) -> dict[str, SinkConfig]:
+        """Where alerts go: the enabled sinks, or the default sink with its default settings
+        when none is enabled, so an alert is never dropped for want of a sink."""
+        return self.enabled_sinks() or {DEFAULT_SINK: SINKS[DEFAULT_SINK].Config()}
+
 
 AlertsConfig = _alerts_model()
 
@@ -365,14 +375,20 @@ class Config(Strict):
         return next((w for w in self.watchlists if w.name == name), None)
 
     def secret_values(self) -> list[str]:
-        """Every configured secret, for tests and for scrubbing third-party error text."""
-        values = []
-        sections: list[Any] = list(self.sources)
-        sections += [getattr(self.alerts, kind, None) for kind in SINKS]
-        for section in sections:
-            if section is not None:
-                values += [s.get_secret_value() for s in section.secrets() if s.get_secret_value()]
-        return values
+        """Every configured secret (each SecretStr anywhere, the database password), for
+        masking in logs (``monitor.redact``) and for tests."""
+        password = url_password(self.database)
+        return secret_strings(self) + ([password] if password else [])
+
+    # `database` stays a plain string, because the engine takes it as one; wherever the
+    # config is shown (repr, str, JSON) its password is masked.
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, safe_url(value) if name == "database" else value
+
+    @field_serializer("database", when_used="json")
+    def _database_without_password(self, value: str) -> str:
+        return safe_url(value)
 
 
 def _name_sources(sources: list[SourceConfig]) -> None:

@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import TextIO
 
 from alerts import SINKS
-from alerts.base import AlertSink
-from alerts.console import ConsoleConfig, ConsoleSink
+from alerts.base import AlertSink, SinkContext
 from alerts.jobs import run_checks
-from alerts.slack import SlackConfig
-from alerts.slack_interactive import SlackInteractive
+from monitor import redact
 from monitor.classify import Classifier
 from monitor.config import Config, ConfigError, load_config
 from monitor.delivery import Deliverer
@@ -54,16 +52,12 @@ def build_sources(config: Config, context: SourceContext) -> dict[str, Source]:
     return built
 
 
-def build_sinks(config: Config, console_stream: TextIO | None = None) -> dict[str, AlertSink]:
-    sinks: dict[str, AlertSink] = {}
-    for kind, section in config.alerts.enabled_sinks().items():
-        if kind == ConsoleSink.kind:
-            sinks[kind] = ConsoleSink(section, stream=console_stream)  # type: ignore[arg-type]
-        else:
-            sinks[kind] = SINKS[kind](section)
-    if not sinks:
-        sinks["console"] = ConsoleSink(ConsoleConfig(), stream=console_stream)
-    return sinks
+def build_sinks(config: Config, context: SinkContext) -> dict[str, AlertSink]:
+    """Every enabled sink, or the default one when none is (see ``active_sinks``)."""
+    return {
+        kind: SINKS[kind](section, context)
+        for kind, section in config.alerts.active_sinks().items()
+    }
 
 
 class Daemon:
@@ -92,7 +86,6 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, AlertSink] = {}
-        self.interactive: SlackInteractive | None = None
         self._opened = False  # open() ran and close() has not yet
 
     # ----------------------------------------------------------------- build and start
@@ -112,19 +105,19 @@ class Daemon:
         self.runner = SourceRunner(self.store, self.pipeline, self.config.daemon)
         self.runner.on_alerts = self._deliver_soon
         self._build_adapters(self.config)
-        now = datetime.now(UTC)
         async with self.store.begin() as connection:
-            recovered = await outbox.recover_in_flight(connection, now)
+            recovered = await outbox.recover_in_flight(connection)
         if recovered:
             log.warning(
-                "outbox: %d alerts were being sent when the daemon stopped; retrying them",
+                "outbox: %d alerts were being sent when the daemon stopped; retrying them "
+                "(a sink that can look for its earlier message first does so)",
                 recovered,
             )
 
     def _build_adapters(self, config: Config) -> None:
         context = SourceContext(http=self.http, watchlists=config.watchlists, brand=config.brand)
         self.sources = build_sources(config, context)
-        self.sinks = build_sinks(config, self.console_stream)
+        self.sinks = build_sinks(config, SinkContext(console=self.console_stream))
         self.deliverer = Deliverer(
             self.store,
             self.sinks,
@@ -164,23 +157,19 @@ class Daemon:
             await self.check_alerts()
 
     async def _start_interactive(self) -> None:
-        """Slack buttons over Socket Mode, when alerts.slack has an app_token."""
-        slack = self.sinks.get("slack")
-        config = slack.config if slack is not None else None
-        if (
-            isinstance(config, SlackConfig)
-            and config.app_token
-            and config.app_token.get_secret_value()
-            and config.token
-            and config.token.get_secret_value()
-        ):
-            self.interactive = SlackInteractive(self.store, config, self.check_alerts)
-            await self.interactive.start()
+        """Sinks that take input from people (Slack buttons) start listening."""
+        for sink in self.sinks.values():
+            try:
+                await sink.start_interactive(self.store, self.check_alerts)
+            except Exception:
+                log.exception("%s: cannot take input from people; alerts still go out", sink.kind)
 
     async def _stop_interactive(self) -> None:
-        if self.interactive is not None:
-            await self.interactive.stop()
-            self.interactive = None
+        for sink in self.sinks.values():
+            try:
+                await sink.stop_interactive()
+            except Exception:
+                log.exception("%s: error while stopping its input", sink.kind)
 
     async def start(self) -> None:
         await self.open()
@@ -194,7 +183,7 @@ class Daemon:
             ", ".join(s.describe() for s in self.sources.values()) or "none",
             len(self.config.watchlists),
             ", ".join(sink.describe() for sink in self.sinks.values()),
-            _safe_url(self.config.database),
+            redact.safe_url(self.config.database),
         )
 
     # ------------------------------------------------------------------------ running
@@ -362,10 +351,11 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload: new config rejected, keeping the running one:\n%s", exc)
             return False
+        redact.remember(new.secret_values())  # new tokens are masked in the log from now on
         if new.database != self.config.database:
             log.warning(
                 "reload: `database` changed; that takes a restart — keeping %s",
-                _safe_url(self.config.database),
+                redact.safe_url(self.config.database),
             )
             new = new.model_copy(update={"database": self.config.database})
         if self.scheduler is not None:
@@ -448,13 +438,3 @@ class Daemon:
 def log_bug(exc: BaseException, message: str) -> None:
     """Log an unexpected error with its traceback (a bug to report), keeping the daemon up."""
     log.error(message, exc_info=exc)
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable URL)"

@@ -8,7 +8,9 @@ health, and retried after a config reload. A sink that fails
 once per outage, and again when it recovers.
 
 Delivery is at-least-once: a crash after a sink accepted an alert but before
-``mark_sent`` committed sends that one alert again after the restart.
+``mark_sent`` committed leaves its row in ``sending``; after the restart the sink is told
+(``Alert.interrupted_at``) and may find its earlier message instead of sending it again
+(Slack does, email reuses the same Message-ID); others (the console) repeat that one alert.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import select
 
 from alerts.base import Alert, AlertSink, Delivery, Person
 from alerts.context import stored_signals
+from monitor.crashpoints import crash_point
 from monitor.store import Store, alert_state, events, outbox
 from monitor.store import mentions as mention_store
 from monitor.store.outbox import OutboxItem
@@ -139,7 +142,7 @@ class Deliverer:
     async def _deliver_one(self, sink: AlertSink, row: Any) -> str:
         now = datetime.now(UTC)
         async with self.store.begin() as connection:
-            if not await outbox.mark_sending(connection, row.id):
+            if not await outbox.mark_sending(connection, row.id, now):
                 return "skipped"
             thread_ref = None
             if row.thread_of is not None:
@@ -170,6 +173,10 @@ class Deliverer:
             group = await _group_mentions(connection, row.payload or {})
         alert = build_alert(row, mention, thread_ref, self.people)
         alert.group = group
+        if row.last_error == outbox.INTERRUPTED:
+            # A crash cut this row's last attempt short, maybe after the provider took it:
+            # the sink may look for it before sending again (SlackSink does).
+            alert.interrupted_at = row.next_attempt_at
         try:
             if row.kind == "update":
                 call = sink.update(alert, thread_ref or "")
@@ -185,6 +192,8 @@ class Deliverer:
         except Exception as exc:
             log.exception("%s: sink raised while sending alert %s", sink.kind, row.id)
             delivery = Delivery(ok=False, error=f"{sink.kind}: {exc.__class__.__name__}: {exc}")
+        if delivery.ok:
+            crash_point("after_send")
         return await self._record(sink, row, delivery)
 
     async def _record(self, sink: AlertSink, row: Any, delivery: Delivery) -> str:
@@ -193,6 +202,7 @@ class Deliverer:
         async with self.store.begin() as connection:
             if delivery.ok:
                 await outbox.mark_sent(connection, row.id, delivery.provider_id, now)
+                crash_point("before_mark_sent")  # written, not committed
                 await events.record(
                     connection,
                     "alert_sent",
@@ -348,6 +358,7 @@ def build_alert(
         target=row.target or "",
         mention_people=keys,
         thread_ref=thread_ref,
+        idempotency_key=outbox.delivery_key(row),
         body=payload,
         people=[
             Person(key, known[key].name or key, known[key].slack or None, known[key].email or None)

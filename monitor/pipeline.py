@@ -23,6 +23,7 @@ from alerts.rules import RuleContext
 from monitor.classify import Classifier, Judgement
 from monitor.classify import signals as mention_signals
 from monitor.config import Config, WatchlistConfig
+from monitor.crashpoints import crash_point
 from monitor.dedup import DEDUP_WINDOW, Candidate, DedupIndex, candidate_for, identify
 from monitor.language import detect_language
 from monitor.matching import Matcher, MatchInput, WatchlistMatch
@@ -281,7 +282,7 @@ class Pipeline:
         self.matcher = Matcher.from_config(config.watchlists)
         self.handles = brand_handles(config)
         self.watchlists: dict[str, WatchlistConfig] = {w.name: w for w in config.watchlists}
-        self.sinks = list(config.alerts.enabled_sinks()) or ["console"]
+        self.sinks = list(config.alerts.active_sinks())
 
     async def ingest(
         self,
@@ -319,6 +320,7 @@ class Pipeline:
                         next_check_at=next_check_at,
                         stats=result.stats or None,
                     )
+                crash_point("mid_ingest")  # written, not committed: tests/test_crash.py
             stats.add(chunk_stats)
             await asyncio.sleep(0)  # let other sources and the alert worker in between chunks
         return stats

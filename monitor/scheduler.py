@@ -2,8 +2,9 @@
 
 APScheduler holds only in-memory interval jobs rebuilt from config (tick, deliver,
 heartbeat, maintenance). Each tick asks the store for sources whose ``next_check_at``
-has passed and starts them, bounded by ``max_concurrent_sources``. A run has a hard
-timeout; failures back off exponentially with jitter and never below Retry-After.
+has passed and starts them, bounded by ``max_concurrent_sources``. Fetching has a hard
+timeout (storing is never cut short: see ``SourceRunner.run``); failures back off
+exponentially with jitter and never below Retry-After.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import DaemonConfig
+from monitor.crashpoints import crash_point
 from monitor.pipeline import IngestStats, Pipeline
 from monitor.store import Store, database_problem, is_database_error
 from monitor.store import sources as source_store
@@ -90,35 +92,64 @@ class SourceRunner:
         self.on_alerts: Callable[[], None] | None = None
 
     async def run(self, source: Source, *, alerts_enabled: bool = True) -> RunOutcome:
+        """Load state → fetch → store, or record the error.
+
+        ``daemon.source_timeout`` is a hard limit on loading the state and fetching, where
+        a run can hang (a server that never answers). Storing is deliberately not cut
+        short: cancelling a SQLite write mid-transaction orphans the aiosqlite connection
+        with the write lock still held, and every later write then waits out busy_timeout
+        and fails (measured). Storing is bounded otherwise — ``BATCH_SIZE`` rows per
+        transaction, busy_timeout per statement — and a run that overruns the limit while
+        storing is logged with what to check."""
+        started = time.monotonic()
         now = datetime.now(UTC)
+        limit = self.config.source_timeout.total_seconds()
         try:
-            async with self.store.read() as connection:
-                state = await source_store.load(connection, source.name)
-            result = await asyncio.wait_for(
-                source.fetch(state), timeout=self.config.source_timeout.total_seconds()
-            )
+            async with asyncio.timeout(limit) as deadline:
+                async with self.store.read() as connection:
+                    state = await source_store.load(connection, source.name)
+                result = await source.fetch(state)
         except asyncio.CancelledError:
             raise
         except SourceError as exc:
             return await self.failed(source, str(exc), exc.retry_after, exc.permanent)
-        except TimeoutError:
-            seconds = int(self.config.source_timeout.total_seconds())
+        except TimeoutError as exc:
+            if not deadline.expired():  # the adapter's own timeout escaped it: a bug
+                return await self._adapter_bug(source, exc)
             return await self.failed(
                 source,
-                f"{source.name}: no answer within {seconds}s — the server hangs or is very slow; "
-                "raise daemon.source_timeout if it is just slow",
+                f"{source.name}: no answer within {limit:g}s — the server hangs or is very "
+                "slow; raise daemon.source_timeout if it is just slow",
                 None,
                 False,
             )
         except Exception as exc:  # an adapter bug must not take the daemon down
-            log.exception("%s: unexpected error in the %s adapter", source.name, source.kind)
-            return await self.failed(
-                source,
-                f"{source.name}: internal error in the {source.kind} adapter: {exc!r} (see log)",
-                None,
-                False,
+            return await self._adapter_bug(source, exc)
+        crash_point("after_fetch")
+        outcome = await self.deliver(source, state, result, alerts_enabled=alerts_enabled, now=now)
+        took = time.monotonic() - started
+        if took > limit:
+            log.warning(
+                "%s: this run took %.1fs, past daemon.source_timeout (%gs), storing %d fetched "
+                "items; storing is never cut short, because cancelling a database write "
+                "mid-transaction would leave the database locked — check whether another "
+                "process holds a lock on the database (a backup, a second daemon), or raise "
+                "daemon.source_timeout if such large batches are expected",
+                source.name,
+                took,
+                limit,
+                len(result.mentions),
             )
-        return await self.deliver(source, state, result, alerts_enabled=alerts_enabled, now=now)
+        return outcome
+
+    async def _adapter_bug(self, source: Source, exc: BaseException) -> RunOutcome:
+        log.error("%s: unexpected error in the %s adapter", source.name, source.kind, exc_info=exc)
+        return await self.failed(
+            source,
+            f"{source.name}: internal error in the {source.kind} adapter: {exc!r} (see log)",
+            None,
+            False,
+        )
 
     async def deliver(
         self,
@@ -314,19 +345,29 @@ class Scheduler:
             self.in_flight.pop(source.name, None)
 
     async def _supervise(self, source: Source) -> None:
-        """Keep a streaming source connected; back off when it keeps failing."""
+        """Keep a streaming source connected; back off when it keeps failing.
+
+        Everything that can fail, loading the source's state included, is inside the
+        ``try``: an exception escaping this loop would end the stream for good, silently."""
         streak = 0
         while True:
-            async with self.store.read() as connection:
-                state = await source_store.load(connection, source.name)
-
-            async def deliver(result: FetchResult, state: SourceState = state) -> None:
-                outcome = await self.runner.deliver(source, state, result)
-                if not outcome.ok:
-                    raise SourceError(source.name, outcome.error)
-
             connected_at = time.monotonic()
             try:
+                try:
+                    async with self.store.read() as connection:
+                        state = await source_store.load(connection, source.name)
+                except Exception as exc:
+                    raise SourceError(
+                        source.name,
+                        f"cannot load its state from the database ({database_problem(exc)}); "
+                        "the stream is retried with backoff",
+                    ) from exc
+
+                async def deliver(result: FetchResult, state: SourceState = state) -> None:
+                    outcome = await self.runner.deliver(source, state, result)
+                    if not outcome.ok:
+                        raise SourceError(source.name, outcome.error)
+
                 await source.stream(state, deliver)
                 streak = 0
                 delay = timedelta(seconds=1)

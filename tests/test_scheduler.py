@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
+import pytest
 from aiohttp import web
 
 from monitor.daemon import Daemon
 from monitor.scheduler import Scheduler, backoff_delay
+from monitor.store import mentions as mention_store
 from monitor.store import sources as source_store
 from sources.base import FetchResult, Source, SourceState
 from tests.helpers.servers import LocalServer, rss
@@ -158,3 +163,95 @@ async def test_scheduler_polls_due_sources_and_does_not_overlap_runs(
     finally:
         assert isinstance(daemon.scheduler, Scheduler)
         await daemon.shutdown()
+
+
+async def test_storing_is_never_cut_short_but_an_overrun_is_logged(
+    local_server: LocalServer,
+    make_daemon: Callable[..., Daemon],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """source_timeout bounds fetching. Storing runs on past it (cancelling a SQLite write
+    mid-transaction would leave the write lock held by an orphaned connection), and the
+    overrun is logged with what to check: here another process holds the write lock."""
+    items = [
+        {
+            "id": str(i),
+            "title": f"Acme Cloud down {i}",
+            "link": f"https://x.test/{i}",
+            "text": f"acme cloud is down again, awful {i}",
+        }
+        for i in range(3)
+    ]
+    local_server.serve_bytes("/feed", rss(items))
+    daemon = make_daemon(
+        sources=[feed_source("blog", local_server.url("/feed"))],
+        daemon={"source_timeout": "0.5s"},
+    )
+    await daemon.open()
+    holder = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None)
+    try:
+        await daemon._register_sources()
+        holder.execute("BEGIN IMMEDIATE")  # what a backup or a second daemon might do
+        release = asyncio.get_running_loop().call_later(1.0, holder.execute, "COMMIT")
+        with caplog.at_level(logging.WARNING, logger="monitor.scheduler"):
+            outcome = await daemon.runner.run(daemon.sources["blog"])
+        release.cancel()
+        assert outcome.ok and outcome.stats and outcome.stats.new == 3
+        (warning,) = [r.getMessage() for r in caplog.records if "past daemon" in r.getMessage()]
+        assert warning.startswith("blog: this run took ")
+        assert "past daemon.source_timeout (0.5s), storing 3 fetched items" in warning
+        assert "another process holds a lock on the database" in warning
+        async with daemon.store.begin() as connection:  # and nothing is left locked
+            assert len(await mention_store.list_mentions(connection)) == 3
+    finally:
+        holder.close()
+        await daemon.close()
+
+
+class QuietStream(Source):
+    """A streaming adapter that connects and then just stays connected."""
+
+    kind: ClassVar[str] = "rss"
+    docs_url: ClassVar[str] = "https://example.invalid"
+    streaming = True
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.connected = asyncio.Event()
+
+    async def stream(
+        self, state: SourceState, deliver: Callable[[FetchResult], Awaitable[None]]
+    ) -> None:
+        self.connected.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_stream_outlives_a_database_error_while_loading_its_state(
+    local_server: LocalServer, make_daemon: Callable[..., Daemon], caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = make_daemon(sources=[feed_source("live", local_server.url("/x"))])
+    await daemon.open()
+    scheduler = None
+    try:
+        await daemon._register_sources()
+        source = QuietStream("live", daemon.config.sources[0], daemon.sources["live"].context)
+        async with daemon.store.begin() as connection:
+            await connection.exec_driver_sql("ALTER TABLE source_state RENAME TO away")
+        scheduler = Scheduler(daemon.store, daemon.runner, daemon.config.daemon, {})
+        with caplog.at_level(logging.WARNING):
+            scheduler.start({"live": source})
+            async with asyncio.timeout(5):
+                while "cannot load its state from the database" not in caplog.text:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+        assert "free disk space and permissions); the stream is retried with backoff" in caplog.text
+        assert not scheduler.streams["live"].done(), "the stream task died with the error"
+        async with daemon.store.begin() as connection:
+            await connection.exec_driver_sql("ALTER TABLE away RENAME TO source_state")
+        # The supervisor backs off (about 2 s after one failure), then connects.
+        await asyncio.wait_for(source.connected.wait(), timeout=5)
+    finally:
+        if scheduler is not None:
+            scheduler.stop_scheduling()
+            await scheduler.drain(timedelta(seconds=1))
+        await daemon.close()

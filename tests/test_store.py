@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -148,7 +151,7 @@ async def test_outbox_dedup_key_prevents_double_enqueue(database_url: str) -> No
         async with store.begin() as connection:
             assert await outbox.mark_sending(connection, first[0])
             assert not await outbox.mark_sending(connection, first[0])  # already claimed
-            assert await outbox.recover_in_flight(connection, NOW) == 1
+            assert await outbox.recover_in_flight(connection) == 1
             rows = await outbox.due(connection, NOW, ["console"])
         assert [r.id for r in rows] == first
     finally:
@@ -205,3 +208,48 @@ def test_an_up_to_date_database_opens_without_importing_alembic(tmp_path: Path) 
         for _ in range(2)
     ]
     assert [run.stdout.strip() for run in runs] == ["True", "False"]
+
+
+async def test_planner_statistics_are_refreshed_while_writers_keep_committing(
+    tmp_path: Path,
+) -> None:
+    """Store.optimize does real work on any pooled connection, and other connections
+    committing meanwhile (every source writing its first result at start) do not make it
+    fail with "database is locked"."""
+    path = tmp_path / "monitor.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def writer() -> None:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=10)
+        try:
+            while not stop.is_set():
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute(
+                    "INSERT INTO heartbeat (name, pid, host, version, started_at, beat_at, "
+                    "summary) VALUES ('other', 1, 'h', 'v', '2026-01-01', '2026-01-01', '') "
+                    "ON CONFLICT (name) DO UPDATE SET pid = pid + 1"
+                )
+                connection.execute("COMMIT")
+                time.sleep(0.001)
+        except sqlite3.Error as exc:
+            failures.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for _ in range(5):
+            await store.optimize()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        await store.dispose()
+    assert failures == []
+    with sqlite3.connect(path) as connection:  # tables with rows get statistics
+        analysed = {row[0] for row in connection.execute("SELECT tbl FROM sqlite_stat1")}
+    assert "heartbeat" in analysed

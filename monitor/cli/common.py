@@ -9,11 +9,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from monitor import redact
 from monitor.config import Config, ConfigError, load_config
 from monitor.store import Store, StoreError
 
@@ -44,13 +45,18 @@ def load(args: argparse.Namespace, path: str | None = None) -> Config:
         raise CliError(str(exc), exit_code=2) from None
 
 
-def setup_logging(args: argparse.Namespace, level: str = "INFO") -> None:
+def setup_logging(
+    args: argparse.Namespace, level: str = "INFO", secrets: Iterable[str] = ()
+) -> None:
+    """Log to stderr; ``secrets`` (``Config.secret_values()``) are masked in every record,
+    including what third-party libraries log."""
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else getattr(logging, level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
         force=True,
     )
+    redact.install(secrets)
     # Third-party chatter that says nothing an operator can act on.
     for noisy in ("apscheduler", "aiosqlite", "alembic", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

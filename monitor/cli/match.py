@@ -210,9 +210,7 @@ async def _replay_rows(
     matcher = Matcher.from_config(config.watchlists)
     watchlists = {w.name: w for w in config.watchlists}
     routed = {s.name: s.watchlist for s in config.sources if s.watchlist}
-    context = RuleContext(
-        config, list(config.alerts.enabled_sinks()) or ["console"], datetime.now(UTC)
-    )
+    context = RuleContext(config, list(config.alerts.active_sinks()), datetime.now(UTC))
     entries: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     last_id = 0

@@ -40,10 +40,32 @@ PUBLIC_FIELDS = (
 )
 
 
+def _since(value: str) -> datetime:
+    """``--since``: a duration back from now (1d, 6h) or an ISO date or time; one without
+    a zone is UTC, as every time the daemon stores."""
+    try:
+        return datetime.now(UTC) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise CliError(
+            f"--since: {value!r} is neither a duration (1d, 6h) nor an ISO date or time "
+            "(2026-12-06, 2026-12-06T09:30, 2026-12-06T09:30+05:30)",
+            exit_code=2,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", choices=MENTION_STATES, help="only mentions in this state")
     parser.add_argument("--watchlist", "-w", help="only mentions matching this watchlist")
-    parser.add_argument("--since", help="only mentions fetched within this long, e.g. 1d, 6h")
+    parser.add_argument(
+        "--since",
+        help="only mentions fetched within this long (1d, 6h) or since this ISO date or time "
+        "(2026-12-06, 2026-12-06T09:30; UTC unless it has a zone)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="at most this many (newest first)")
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per mention")
 
@@ -69,12 +91,7 @@ async def listing(
 
 def _list(args: argparse.Namespace) -> int:
     config = load(args)
-    since = None
-    if args.since:
-        try:
-            since = datetime.now(UTC) - parse_duration(args.since)
-        except ValueError as exc:
-            raise CliError(f"--since: {exc}", exit_code=2) from None
+    since = _since(args.since) if args.since else None
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.read() as connection:

@@ -11,7 +11,9 @@ from monitor.memory import limit_malloc_arenas
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--once", action="store_true", help="run every source once, deliver alerts, exit"
+        "--once",
+        action="store_true",
+        help="run every source once, deliver alerts, exit (status 1 if any source failed)",
     )
     parser.add_argument(
         "--no-alerts",
@@ -23,7 +25,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     path = config_path(args)
     config = load(args, path)
-    setup_logging(args, config.daemon.log_level)
+    setup_logging(args, config.daemon.log_level, config.secret_values())
     if args.no_alerts and not args.once:
         raise CliError("--no-alerts only makes sense with --once", exit_code=2)
     limit_malloc_arenas()  # before the database and parser threads start
@@ -33,7 +35,8 @@ def _run(args: argparse.Namespace) -> int:
         failed = [o for o in outcomes if not o.ok]
         for outcome in failed:
             print(f"error: {outcome.error}")
-        return 1 if failed and len(failed) == len(outcomes) else 0
+        # Cron mails whatever a failing job prints: any failed source is worth a look.
+        return 1 if failed else 0
     return run_async(daemon.run_forever())
 
 

@@ -6,6 +6,8 @@ open connection, so one pipeline step can combine them in a single transaction.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from monitor.store.engine import StoreError, create_engine, migrate
 
 __all__ = ["Store", "StoreError", "WriteHealth"]
+
+# Tries at refreshing planner statistics when SQLite says the database is locked, and the
+# pause before the next (times the attempt number).
+OPTIMIZE_ATTEMPTS = 4
+OPTIMIZE_RETRY_S = 0.2
 
 
 @dataclass(slots=True)
@@ -112,14 +119,34 @@ class Store:
             yield connection
 
     async def optimize(self) -> None:
-        """Refresh the query planner's statistics (SQLite's recommended `PRAGMA optimize`,
-        bounded by analysis_limit so it stays cheap on big tables; PostgreSQL's autovacuum
-        does this by itself)."""
+        """Refresh the query planner's statistics: ANALYZE, bounded by analysis_limit so it
+        stays cheap on big tables (PostgreSQL's autovacuum does this by itself).
+
+        Not `PRAGMA optimize`: before SQLite 3.46 it only looks at tables the connection it
+        runs on has queried, and here that is whichever pooled connection comes up, so it
+        mostly did nothing. The write lock is taken first (BEGIN IMMEDIATE), so waiting for
+        it follows busy_timeout: a statement that reads and then writes fails at once with
+        "database is locked" when another connection commits in between (what the daemon
+        logged at start, while every source wrote its first result)."""
         if self.dialect != "sqlite":
             return
-        async with self.engine.connect() as connection:
-            await connection.exec_driver_sql("PRAGMA analysis_limit=1000")
-            await connection.exec_driver_sql("PRAGMA optimize")
+        for attempt in range(1, OPTIMIZE_ATTEMPTS + 1):
+            started = time.monotonic()
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+                    await connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    await connection.exec_driver_sql("ANALYZE")
+                    await connection.exec_driver_sql("COMMIT")
+                return
+            except OperationalError as exc:
+                # SQLite can refuse even BEGIN IMMEDIATE at once while writers come and go;
+                # a moment later it goes through. A refusal after waiting out busy_timeout
+                # means a real lock holder: retrying would only wait that long again.
+                quick = time.monotonic() - started < OPTIMIZE_RETRY_S * OPTIMIZE_ATTEMPTS
+                if "locked" not in str(exc) or not quick or attempt == OPTIMIZE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(OPTIMIZE_RETRY_S * attempt)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

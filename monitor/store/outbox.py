@@ -2,8 +2,9 @@
 them, then delivered by a worker that records each attempt.
 
 A crash between a sink accepting an alert and ``mark_sent`` leaves the row in
-``sending``; on restart it is retried, so that one alert may be repeated once. That is
-the only duplicate the design allows.
+``sending``; on restart it is retried, marked ``INTERRUPTED`` so the sink can first look
+for the message it may already have delivered (``monitor.delivery``). Where a sink cannot
+look, that one alert may be repeated once. That is the only duplicate the design allows.
 """
 
 from __future__ import annotations
@@ -148,14 +149,28 @@ async def exists(connection: AsyncConnection, dedup_key: str) -> bool:
     ) is not None
 
 
-async def recover_in_flight(connection: AsyncConnection, now: datetime) -> int:
-    """After a crash, rows left in `sending` may or may not have been delivered: retry them."""
+# last_error of a row whose attempt a crash cut short: the sink may have delivered it.
+INTERRUPTED = "interrupted by a restart; retrying"
+
+
+def delivery_key(row: Any) -> str:
+    """Identity of one outbox row for the sinks, the same on every retry: Slack message
+    metadata and the email Message-ID carry it. Row ids start again at 1 in a new
+    database, so the creation time makes it unique across installs and resets."""
+    created = getattr(row, "created_at", None)
+    return f"{row.id}.{created:%Y%m%d%H%M%S%f}" if created is not None else str(row.id)
+
+
+async def recover_in_flight(connection: AsyncConnection) -> int:
+    """After a crash, rows left in `sending` may or may not have been delivered: retry them.
+
+    ``next_attempt_at`` is kept: it holds when the interrupted attempt started (see
+    ``mark_sending``), which bounds where a sink looks for an earlier delivery, and it is
+    already past, so the row is due at once."""
     result = await connection.execute(
         update(alert_outbox)
         .where(alert_outbox.c.status == "sending")
-        .values(
-            status="pending", next_attempt_at=now, last_error="interrupted by a restart; retrying"
-        )
+        .values(status="pending", last_error=INTERRUPTED)
     )
     return result.rowcount or 0
 
@@ -176,12 +191,20 @@ async def due(
     return list(rows)
 
 
-async def mark_sending(connection: AsyncConnection, row_id: int) -> bool:
-    """Claim a row; False if someone else (another worker, a restart) claimed it first."""
+async def mark_sending(
+    connection: AsyncConnection, row_id: int, now: datetime | None = None
+) -> bool:
+    """Claim a row; False if someone else (another worker, a restart) claimed it first.
+
+    ``now`` is kept in ``next_attempt_at`` (unused while a row is `sending`): when a crash
+    interrupts this attempt, it says since when the alert may be with the provider."""
+    values: dict[str, Any] = {"status": "sending", "attempts": alert_outbox.c.attempts + 1}
+    if now is not None:
+        values["next_attempt_at"] = now
     result = await connection.execute(
         update(alert_outbox)
         .where(alert_outbox.c.id == row_id, alert_outbox.c.status == "pending")
-        .values(status="sending", attempts=alert_outbox.c.attempts + 1)
+        .values(**values)
     )
     return (result.rowcount or 0) == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -25,16 +26,36 @@ class SlackCall:
 
 
 @dataclass
+class PostedMessage:
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None
+    metadata: dict[str, Any] | None
+    # When the fake received it. ``ts`` values keep a fixed, readable epoch
+    # (1700000000.000001, ...), so the history methods' oldest/latest are compared with
+    # this instead: the real post time, which is what a real Slack ts encodes.
+    posted_at: float
+
+
+@dataclass
 class FakeSlack:
     """Records every call; answers like Slack (`ok`, `error`, `ts`); scripted failures.
 
     ``fail(method, (429, {"Retry-After": "0"}), (500, {}), ("channel_not_found", {}))``
-    makes the next calls of ``method`` answer that way, then succeed again."""
+    makes the next calls of ``method`` answer that way, then succeed again.
+
+    Posted messages are kept: conversations.history and conversations.replies page through
+    them newest first, within oldest/latest, with metadata only when asked for it
+    (``include_all_metadata``), as Slack does; conversations.list knows one channel,
+    ``#<channel_name>`` = C0ALERTS, where every message lands."""
 
     server: LocalServer
     calls: list[SlackCall] = field(default_factory=list)
     script: dict[str, list[tuple[int | str, dict[str, str]]]] = field(default_factory=dict)
     posted: int = 0
+    messages: list[PostedMessage] = field(default_factory=list)
+    channel_name: str = "brand-alerts"
 
     def __post_init__(self) -> None:
         for method in (
@@ -43,6 +64,9 @@ class FakeSlack:
             "auth.test",
             "views.open",
             "apps.connections.open",
+            "conversations.history",
+            "conversations.replies",
+            "conversations.list",
         ):
             self.server.route(f"/api/{method}", self._handler(method))
 
@@ -63,6 +87,7 @@ class FakeSlack:
                 args = json.loads(raw or b"{}")
             else:
                 args = dict(parse_qsl(raw.decode()))
+            args = {**request.query, **args}  # the history methods are GETs
             self.calls.append(SlackCall(method, args, raw))
             queued = self.script.get(method) or []
             if queued:
@@ -81,7 +106,27 @@ class FakeSlack:
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "chat.postMessage":
             self.posted += 1
-            return {"ok": True, "channel": "C0ALERTS", "ts": f"1700000000.{self.posted:06d}"}
+            ts = f"1700000000.{self.posted:06d}"
+            metadata = args.get("metadata")
+            self.messages.append(
+                PostedMessage(
+                    "C0ALERTS",
+                    ts,
+                    str(args.get("text", "")),
+                    args.get("thread_ts"),
+                    json.loads(metadata) if isinstance(metadata, str) else metadata,
+                    time.time(),
+                )
+            )
+            return {"ok": True, "channel": "C0ALERTS", "ts": ts}
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(method, args)
+        if method == "conversations.list":
+            return {
+                "ok": True,
+                "channels": [{"id": "C0ALERTS", "name": self.channel_name, "is_private": False}],
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "chat.update":
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "auth.test":
@@ -89,6 +134,40 @@ class FakeSlack:
         if method == "apps.connections.open":
             return {"ok": False, "error": "invalid_auth"}
         return {"ok": True}
+
+    def _history(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if not str(args.get("channel", "")).startswith("C"):
+            return {"ok": False, "error": "channel_not_found"}  # a #name is not an id
+        inclusive = args.get("inclusive") in ("1", "true", True)
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or time.time() + 1)
+        found = [
+            m
+            for m in self.messages
+            if m.channel == args["channel"]
+            and (oldest <= m.posted_at <= latest if inclusive else oldest < m.posted_at < latest)
+            and (
+                m.thread_ts is None
+                if method == "conversations.history"
+                else args.get("ts") in (m.thread_ts, m.ts)
+            )
+        ]
+        found.sort(key=lambda m: m.posted_at, reverse=True)
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        with_metadata = args.get("include_all_metadata") in ("1", "true", True)
+        return {
+            "ok": True,
+            "messages": [
+                {"type": "message", "ts": m.ts, "text": m.text}
+                | ({"metadata": m.metadata} if with_metadata and m.metadata else {})
+                for m in page
+            ],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
 
 def free_port() -> int:

@@ -22,14 +22,17 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
 class MonitorProcess:
     """`python -m monitor ...` with stdout/stderr going to files we can read at any time."""
 
-    def __init__(self, tmp: Path, *args: str, name: str = "monitor") -> None:
+    def __init__(
+        self, tmp: Path, *args: str, name: str = "monitor", env: dict[str, str] | None = None
+    ) -> None:
         self.args = args
+        self.env = env or {}
         self.stdout_path = tmp / f"{name}.stdout"
         self.stderr_path = tmp / f"{name}.stderr"
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> MonitorProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -85,9 +88,11 @@ class MonitorProcess:
             await self.process.wait()
 
 
-async def run_monitor(tmp: Path, *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+async def run_monitor(
+    tmp: Path, *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     process = await MonitorProcess(
-        tmp, *args, name=f"run-{len(list(tmp.glob('run-*.stdout')))}"
+        tmp, *args, name=f"run-{len(list(tmp.glob('run-*.stdout')))}", env=env
     ).start()
     try:
         code = await process.wait(timeout)
