@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import ahocorasick
 
-from monitor.normalize import fold_case, is_arabic_script, normalize_mapped
+from monitor.normalize import fold_case, is_arabic_script, normalize_mapped, normalize_text
 from monitor.query import (
     FIELDS,
     And,
@@ -248,6 +248,7 @@ class Matcher:
         self.needs_language = any(uses_language(w.query) for w in self.watchlists)
         self._folded = _automaton(t for t in self._term_ids.items() if not t[0].case_sensitive)
         self._exact = _automaton(t for t in self._term_ids.items() if t[0].case_sensitive)
+        self._units = _unit_automaton(self._term_ids)
 
     @classmethod
     def from_config(cls, watchlists: Iterable[Any]) -> Matcher:
@@ -262,7 +263,19 @@ class Matcher:
         found = next((w for w in self.watchlists if w.name == watchlist), None)
         return found is None or _language_allowed(language, found.languages)
 
+    def might_match(self, text: str) -> bool:
+        """A cheap superset of ``match``: could any term occur in this text at all? If one
+        does, each of its words appears in the normalised, case-folded text as a substring,
+        so a text containing no word of any term cannot match. Most posts of a firehose and
+        most feed entries contain none, and skip building the word-by-word document.
+        (A hypothesis test holds ``match`` with and without this check equal.)"""
+        if self._always or self._units is None:
+            return True
+        return next(self._units.iter(normalize_text(text)), None) is not None
+
     def match(self, item: MatchInput, only: str | None = None) -> list[WatchlistMatch]:
+        if not self.might_match(item.text):
+            return []
         doc = _document(item)
         hits: dict[int, set[tuple[int, int]]] = defaultdict(set)
         if self._folded is not None:
@@ -343,6 +356,25 @@ def _automaton(terms: Iterable[tuple[Term, int]]) -> Any:
     automaton = ahocorasick.Automaton()
     for key, payload in patterns.items():
         automaton.add_word(key, tuple(payload))
+    automaton.make_automaton()
+    return automaton
+
+
+def _unit_automaton(term_ids: dict[Term, int]) -> Any:
+    """Every word (unit) of every spelling of every term, case-folded, for ``might_match``.
+    Whole-word and tag boundaries are ignored: a substring is enough for a superset."""
+    units = {
+        fold_case(unit)
+        for term in term_ids
+        for spelling, _tag in _spellings(term)
+        for unit in spelling
+    }
+    units.discard("")
+    if not units:
+        return None
+    automaton = ahocorasick.Automaton()
+    for unit in units:
+        automaton.add_word(unit, unit)
     automaton.make_automaton()
     return automaton
 

@@ -383,3 +383,45 @@ def test_tagged_means_an_at_mention_of_a_brand_account(text: str, tagged: bool) 
     handles = brand_handles(config)
     assert handles == ["acmecloud", "acmecloud.bsky.social"]
     assert is_tagged(text, handles) is tagged
+
+
+class _Unfiltered(Matcher):
+    """The same matcher without its cheap prefilter, as the reference."""
+
+    def might_match(self, text: str) -> bool:
+        return True
+
+
+@st.composite
+def query_and_text(draw: st.DrawFn) -> tuple[str, str]:
+    letters, extras = SCRIPTS[draw(st.sampled_from(sorted(SCRIPTS)))]
+    word = st.builds(
+        lambda a, b: a + b, st.sampled_from(letters), st.text(letters + extras, max_size=5)
+    )
+    terms = draw(st.lists(word, min_size=1, max_size=3))
+    shape = draw(st.sampled_from(["phrase", "or", "prefix", "tag", "case"]))
+    if shape == "phrase":
+        query = '"' + " ".join(terms) + '"'
+    elif shape == "prefix":
+        query = terms[0] + "*"
+    elif shape == "tag":
+        query = "#" + terms[0]
+    elif shape == "case":
+        query = "case:" + terms[0]
+    else:
+        query = " OR ".join(terms)
+    pieces = draw(st.lists(st.one_of(word, NEIGHBOURS, st.sampled_from(terms)), max_size=12))
+    return query, "".join(pieces)
+
+
+@settings(max_examples=400, deadline=None)
+@given(query_and_text())
+def test_the_prefilter_never_drops_a_match(case: tuple[str, str]) -> None:
+    query, text = case
+    try:
+        parse_query(query)
+    except QueryError:
+        assume(False)
+    watchlists = [("w", query, [])]
+    item = MatchInput(text)
+    assert Matcher(watchlists).match(item) == _Unfiltered(watchlists).match(item)
