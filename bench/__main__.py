@@ -52,8 +52,8 @@ def sentiment_section() -> Section:
 
 def plan(quick: bool) -> dict[str, Callable[[], Section]]:
     return {
-        "pipeline": lambda: pipeline.run(DEFAULT_CORPUS, 1_500 if quick else 6_000),
-        "feeds": lambda: feeds.run(20 if quick else 200, 50, 1.0)[0],
+        "pipeline": lambda: pipeline.run(DEFAULT_CORPUS, 1_500 if quick else 4_000),
+        "feeds": lambda: feeds.run(20 if quick else 200, 50),
         "latency": lambda: latency.run(5 if quick else 20),
         "memory": lambda: memory.run(20_000 if quick else 500_000, 0.05),
         "store": lambda: store_scale.run(50_000 if quick else 1_000_000),
