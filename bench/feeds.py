@@ -19,6 +19,7 @@ with ``wait4`` (wall time, user+system CPU, peak RSS):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -54,24 +55,44 @@ class Measured:
     output: str = ""
 
 
+# Runs the measured command from a small process: a child forked from the (large) benchmark
+# process would report the benchmark's own peak RSS as its ru_maxrss, which exec never resets.
+LAUNCHER = textwrap.dedent(
+    """
+    import json, resource, subprocess, sys
+    code = subprocess.run(sys.argv[2:]).returncode
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(sys.argv[1], "w") as out:
+        json.dump({"cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+                   "code": code}, out)
+    """
+)
+
+
 def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Measured:
-    """Run ``command`` as a child and account for exactly that child (``wait4``)."""
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    log.seek(0)
-    return Measured(
-        wall,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        process.returncode,
-        log.read().decode("utf-8", "replace"),
-    )
+    """Run ``command`` and account for exactly that process: wall, CPU, peak RSS."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report_path = Path(scratch) / "usage.json"
+        log_path = Path(scratch) / "output.log"
+        with open(log_path, "wb") as log:
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", LAUNCHER, str(report_path), *command],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                check=True,
+            )
+            wall = time.perf_counter() - started
+        usage = json.loads(report_path.read_text())
+        return Measured(
+            wall,
+            usage["cpu"],
+            usage["maxrss_kb"] / 1024,
+            usage["code"],
+            log_path.read_text(encoding="utf-8", errors="replace"),
+        )
 
 
 class SmtpSink:

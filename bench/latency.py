@@ -36,7 +36,7 @@ from xml.sax.saxutils import escape
 import yaml
 from aiohttp import web
 
-from bench.report import Section, Target
+from bench.report import Section, Target, serve_on_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_EVERY_S = 5.0
@@ -69,11 +69,7 @@ class World:
         app.router.add_get("/feed.xml", self.feed)
         app.router.add_get("/subscribe", self.jetstream)
         app.router.add_post("/api/{method}", self.slack)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base = f"127.0.0.1:{self.runner.addresses[0][1]}"
+        self.runner, self.base = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         for ws in self.sockets:

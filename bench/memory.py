@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from bench.report import Section, Target
+from bench.report import Section, Target, serve_on_loopback
 from bench.workload import BRAND, QUERIES, feed, post
 from monitor.store import Store
 
@@ -70,11 +70,7 @@ class World:
         app = web.Application()
         app.router.add_get("/subscribe", self.jetstream)
         app.router.add_get("/{name}", self.feed)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base = f"127.0.0.1:{self.runner.addresses[0][1]}"
+        self.runner, self.base = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         if self.runner is not None:

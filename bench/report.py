@@ -7,6 +7,7 @@ import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +71,13 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+
+
+async def serve_on_loopback(app: Any) -> tuple[Any, str]:
+    """Start an aiohttp app on 127.0.0.1 at a free port: (runner, "127.0.0.1:PORT")."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"127.0.0.1:{runner.addresses[0][1]}"

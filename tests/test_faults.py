@@ -172,6 +172,29 @@ async def test_everything_failing_at_once_is_reported_and_nothing_is_lost(
 # --------------------------------------------------------------------- database faults
 
 
+async def blog_daemon(
+    tmp_path: Path, local_server: LocalServer, database: str, name: str
+) -> tuple[MonitorProcess, Path]:
+    """A real daemon polling one (so far empty) feed every second, past its first poll."""
+    local_server.serve_bytes("/feed.xml", rss([]))
+    path = daemon_config(
+        tmp_path,
+        database,
+        sources=[
+            {"type": "rss", "name": "blog", "url": local_server.url("/feed.xml"), "every": "1s"}
+        ],
+        alerts={"console": {"enabled": True}, "backfill_first_poll": True},
+    )
+    daemon = await MonitorProcess(tmp_path, "run", "-c", str(path), name=name).start()
+    try:
+        await daemon.wait_for_log("health:")
+        await asyncio.sleep(1.5)  # the first poll is stored (as backfill)
+    except BaseException:
+        await daemon.kill()
+        raise
+    return daemon, path
+
+
 LOCKER = textwrap.dedent(
     """
     import sqlite3, sys, time
@@ -189,19 +212,8 @@ async def test_a_database_locked_by_another_process_is_reported_and_survived(
 ) -> None:
     database_file = tmp_path / "monitor.db"
     database = f"sqlite+aiosqlite:///{database_file}"
-    local_server.serve_bytes("/feed.xml", rss([]))
-    path = daemon_config(
-        tmp_path,
-        database,
-        sources=[
-            {"type": "rss", "name": "blog", "url": local_server.url("/feed.xml"), "every": "1s"}
-        ],
-        alerts={"console": {"enabled": True}, "backfill_first_poll": True},
-    )
-    daemon = await MonitorProcess(tmp_path, "run", "-c", str(path), name="locked").start()
+    daemon, path = await blog_daemon(tmp_path, local_server, database, "locked")
     try:
-        await daemon.wait_for_log("health:")
-        await asyncio.sleep(1.5)
         # Longer than the daemon's 10 s busy timeout: its writes fail, not just wait.
         locker = await asyncio.create_subprocess_exec(
             sys.executable, "-c", LOCKER, str(database_file), "13", stdout=asyncio.subprocess.PIPE
@@ -255,19 +267,8 @@ async def test_a_full_disk_is_reported_and_nothing_is_lost_once_space_returns(
 ) -> None:
     database_file = small_filesystem / "monitor.db"
     database = f"sqlite+aiosqlite:///{database_file}"
-    local_server.serve_bytes("/feed.xml", rss([]))
-    path = daemon_config(
-        tmp_path,
-        database,
-        sources=[
-            {"type": "rss", "name": "blog", "url": local_server.url("/feed.xml"), "every": "1s"}
-        ],
-        alerts={"console": {"enabled": True}, "backfill_first_poll": True},
-    )
-    daemon = await MonitorProcess(tmp_path, "run", "-c", str(path), name="diskfull").start()
+    daemon, _path = await blog_daemon(tmp_path, local_server, database, "diskfull")
     try:
-        await daemon.wait_for_log("health:")
-        await asyncio.sleep(1.5)
         filler = small_filesystem / "filler"
         with open(filler, "wb") as handle:  # take every free byte
             try:
