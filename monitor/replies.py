@@ -25,6 +25,7 @@ from monitor.store import mentions as mention_store
 from monitor.store import sources as source_store
 from monitor.store.tables import mentions, sightings
 from sources.base import Source, SourceError
+from sources.incremental import parse_time
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -97,13 +98,13 @@ async def _poll_account(
     name = cursor_name(source.name, account)
     async with store.read() as connection:
         cursor = await alert_state.get_cursor(connection, name) or {}
-    checked = _time(cursor.get("checked_at"))
+    checked = parse_time(cursor.get("checked_at"))
     if checked is not None and now - checked < timedelta(seconds=source.replies_min_interval_s):
         return 0
-    blocked = _time(cursor.get("retry_after_until"))
+    blocked = parse_time(cursor.get("retry_after_until"))
     if blocked is not None and blocked > now:
         return 0
-    since = _time(cursor.get("since")) or now - config.alerts.max_age
+    since = parse_time(cursor.get("since")) or now - config.alerts.max_age
     try:
         replies = await source.replies(account, since)
     except asyncio.CancelledError:
@@ -167,16 +168,6 @@ async def reply_health(connection: AsyncConnection, source: str) -> dict[str, An
     if errors:
         found["replies_error"] = "; ".join(errors)
     return found
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def mark_answered(

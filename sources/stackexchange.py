@@ -38,6 +38,7 @@ from sources.base import (
     secret_tag,
 )
 from sources.http import MAX_RETRY_AFTER, HttpResponse
+from sources.incremental import parse_time
 from sources.items import (
     SkippedItems,
     count,
@@ -166,7 +167,7 @@ class StackExchangeSource(Source):
         }
 
     def paused_until(self, state: SourceState) -> datetime | None:
-        found = [_parse_time(state.cursor.get(k)) for k in ("backoff_until", "quota_spent_until")]
+        found = [parse_time(state.cursor.get(k)) for k in ("backoff_until", "quota_spent_until")]
         return max((when for when in found if when is not None), default=None)
 
     def describe(self) -> str:
@@ -180,7 +181,7 @@ class StackExchangeSource(Source):
             return nothing_to_search(self.name, state)
         now = datetime.now(UTC)
         marks = dict(state.cursor.get("marks") or {})
-        waiting = _parse_time(state.cursor.get("backoff_until"))
+        waiting = parse_time(state.cursor.get("backoff_until"))
         if waiting is not None and waiting > now:
             return FetchResult(
                 [],
@@ -501,13 +502,3 @@ def _error_object(body: bytes) -> tuple[int | None, str, str]:
 def _until_utc_midnight(now: datetime) -> timedelta:
     midnight = datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC)
     return midnight - now + timedelta(minutes=1)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
