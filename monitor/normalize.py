@@ -247,6 +247,40 @@ class _FoldTable(dict[int, "str | int | None"]):
 _FOLDS = _FoldTable()
 
 
+# The characters ``_FOLDS`` changes (dropped, letter variants, non-ASCII digits). Only those
+# are looked up: ``str.translate`` with a dict table looks up every character of the text,
+# some 4 µs for a line of Persian against well under one for a regex scan in C.
+_FOLDED_CHAR = re.compile(
+    "[" + "".join(re.escape(ch) for ch in sorted({*_DROPPED, *_LETTER_FOLDS, ZWNJ})) + "]"
+    r"|(?![0-9])\d"
+)
+
+
+def _fold_char(match: re.Match[str]) -> str:
+    value = _FOLDS[ord(match.group())]
+    return "" if value is None else chr(value) if isinstance(value, int) else value
+
+
+def replace_chars(text: str, table: tuple[tuple[str, str], ...]) -> str:
+    """``str.translate`` for a handful of characters, as ``replace`` calls that scan in C
+    (``translate`` with a dict looks every character up: 25 times slower on Devanagari).
+    Build ``table`` with ``few_chars``."""
+    for old, new in table:
+        if old in text:
+            text = text.replace(old, new)
+    return text
+
+
+def few_chars(mapping: dict[str, str | None]) -> tuple[tuple[str, str], ...]:
+    """A ``replace_chars`` table. Replacing one after another equals replacing at once
+    only when no replacement brings back a character replaced elsewhere: checked here."""
+    table = tuple((old, new or "") for old, new in mapping.items())
+    for old, _ in table:
+        if any(old in new for _, new in table):
+            raise ValueError(f"few_chars: {old!r} is also in a replacement")
+    return table
+
+
 def normalize_text(text: str, *, casefold: bool = True) -> str:
     """The normalised form of ``text`` used to compare words (see the module docstring).
 
@@ -260,7 +294,7 @@ def normalize_text(text: str, *, casefold: bool = True) -> str:
         for old, new in _SEQUENCE_FOLDS:
             if old in text:
                 text = text.replace(old, new)
-        normal = unicodedata.normalize("NFKC", text).translate(_FOLDS)
+        normal = _FOLDED_CHAR.sub(_fold_char, unicodedata.normalize("NFKC", text))
     return fold_case(normal) if casefold else normal
 
 

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.normalize import normalize_mapped, normalize_text, tokenize, words
+from monitor.normalize import (
+    few_chars,
+    normalize_mapped,
+    normalize_text,
+    replace_chars,
+    tokenize,
+    words,
+)
 
 # Letters, combining marks, joiners and digits of the four scripts, for generated text.
 SCRIPT_ALPHABETS = {
@@ -145,3 +152,18 @@ def test_whole_string_normalisation_equals_cluster_by_cluster(text: str) -> None
     """normalize_text folds the whole string at once (fast, in C); normalize_mapped folds
     cluster by cluster to keep offsets. Matching relies on both giving the same text."""
     assert normalize_text(text, casefold=False) == normalize_mapped(text).text
+
+
+_FEW = {"\u064a": "\u06cc", "\u0643": "\u06a9", "\u0640": None, "\u200c": None, "ँ": "ं"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from([*_FEW, "ی", "ک", "ं", "a", " ", "ب"]), max_size=40))
+def test_replace_chars_is_translate(text: str) -> None:
+    assert replace_chars(text, few_chars(_FEW)) == text.translate(str.maketrans(_FEW))
+
+
+def test_few_chars_refuses_a_chain() -> None:
+    # "a" → "b" then "b" → "c" would turn "a" into "c"; translate gives "b".
+    with pytest.raises(ValueError, match="also in a replacement"):
+        few_chars({"a": "b", "b": "c"})

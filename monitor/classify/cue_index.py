@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 
 import ahocorasick
 
+from monitor.normalize import few_chars, replace_chars
+
 try:  # the parser behind `re`; private, so a Python without it searches every pattern
     from re import _constants as sre_constants  # type: ignore[attr-defined]
     from re import _parser as sre_parser  # type: ignore[attr-defined]
@@ -24,12 +26,12 @@ except ImportError:  # pragma: no cover - Python < 3.11 is not supported anyway
 
 # The characters outside ASCII that a case-insensitive pattern lets match an ASCII letter
 # (checked against every code point: Turkish İ ı, the long s, the Kelvin sign).
-_CASE_TWINS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+_CASE_TWINS = few_chars({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
 def fold(text: str) -> str:
     """Lower case in which an ASCII literal occurs wherever a case-insensitive match has it."""
-    return text.translate(_CASE_TWINS).lower()
+    return replace_chars(text, _CASE_TWINS).lower()
 
 
 def required_literals(pattern: str, flags: int = 0) -> frozenset[str] | None:

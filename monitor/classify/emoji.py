@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from monitor.normalize import few_chars, replace_chars
+
 # fmt: off
 EMOJI_VALENCE: dict[str, float] = {
     # joy, love, approval
@@ -41,7 +43,7 @@ _EMOTICON = re.compile(
     r"(?<!\S)(" + "|".join(re.escape(e) for e in sorted(_EMOTICONS, key=len, reverse=True)) + r")"
     r"(?!\S)"
 )
-_VARIATION = str.maketrans({"\ufe0f": None, "\ufe0e": None})
+_VARIATION = few_chars({"\ufe0f": None, "\ufe0e": None})
 
 
 # Longest first, so a multi-character emoji (😮‍💨) wins over its first character.
@@ -50,7 +52,7 @@ _EMOJI = re.compile("|".join(re.escape(e) for e in sorted(EMOJI_VALENCE, key=len
 
 def emoji_valences(text: str) -> list[float]:
     """Valence of each polar emoji or emoticon; a run of one emoji counts at most three times."""
-    text = text.translate(_VARIATION)
+    text = replace_chars(text, _VARIATION)
     found: list[float] = []
     run_emoji, run_length, run_end = "", 0, -1
     for match in _EMOJI.finditer(text):  # regex scan in C: most texts have no emoji at all
@@ -69,4 +71,4 @@ def without_emoji(text: str) -> str:
     """The text with every emoji and emoticon that ``emoji_valences`` scores blanked out, for
     a scorer (VADER) that would otherwise score some of them a second time, by the words of
     their names ("😂" face with tears of *joy*, "🔥" *fire* reads negative)."""
-    return _EMOJI.sub(" ", _EMOTICON.sub(" ", text.translate(_VARIATION)))
+    return _EMOJI.sub(" ", _EMOTICON.sub(" ", replace_chars(text, _VARIATION)))

@@ -46,6 +46,9 @@ EXCLAMATION_BOOST = 0.25
 # "Quality is low", "price is high": the amount word gets this valence (signed), when it
 # follows its aspect within this many words.
 ASPECT_VALENCE = 1.2
+# Words remembered per language and lookup table: a bound, so a firehose of new words
+# cannot grow the caches without end.
+CACHE_ENTRIES = 100_000
 ASPECT_WINDOW = 4
 
 Lookup = Callable[[str], tuple[float | None, bool]]
@@ -108,14 +111,27 @@ class LanguageRules:
     # Rejoins what writers split with a space: Persian می / نمی prefixes, ها / تر endings.
     retokenize: Callable[[list[str]], list[str]] = lambda words: words
     _cache: dict[str, str | None] = field(default_factory=dict)
+    # Aspect and amount lookups (see ``entry_in``), keyed by table and word.
+    _table_cache: dict[tuple[int, str], str | None] = field(default_factory=dict)
 
     def entry(self, word: str) -> str | None:
         """The lexicon word this word is a form of, if any."""
         if word in self._cache:
             return self._cache[word]
         found = next((c for c in self.variants(word) if c in self.lexicon.words), None)
-        if len(self._cache) < 100_000:
+        if len(self._cache) < CACHE_ENTRIES:
             self._cache[word] = found
+        return found
+
+    def entry_in(self, table: dict[str, float], word: str) -> str | None:
+        """The key of ``table`` (the lexicon's aspects or amounts) this word is a form of.
+        Every word of every clause is looked up: remembered, like ``entry``."""
+        key = (id(table), word)
+        if key in self._table_cache:
+            return self._table_cache[key]
+        found = next((c for c in self.variants(word) if c in table), None)
+        if len(self._table_cache) < CACHE_ENTRIES:
+            self._table_cache[key] = found
         return found
 
     def valence(self, word: str) -> float | None:
@@ -329,7 +345,7 @@ def _apply_aspects(
 
 
 def _entry_in(table: dict[str, float], word: str, rules: LanguageRules) -> str | None:
-    return next((c for c in rules.variants(word) if c in table), None)
+    return rules.entry_in(table, word)
 
 
 def _phrase_key(

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from monitor.normalize import token_texts
+from monitor.normalize import few_chars, replace_chars, token_texts
 
 ZWNJ = "\u200c"
 ZWJ = "\u200d"
 
-_PERSIAN_FOLDS = str.maketrans(
+_PERSIAN_FOLDS = few_chars(
     {
         "ي": "ی",
         "ى": "ی",
@@ -33,8 +33,8 @@ _PERSIAN_FOLDS = str.maketrans(
     }
 )
 _ARABIC_MARKS = re.compile("[\u064b-\u065f\u0670\u06d6-\u06ed]")
-_DEVANAGARI_FOLDS = str.maketrans({"\u093c": None, "ँ": "ं", ZWNJ: None, ZWJ: None})
-_ZERO_WIDTH = str.maketrans({ZWNJ: None, ZWJ: None})
+_DEVANAGARI_FOLDS = few_chars({"\u093c": None, "ँ": "ं", ZWNJ: None, ZWJ: None})
+_ZERO_WIDTH = few_chars({ZWNJ: None, ZWJ: None})
 
 # Clause boundaries: sentence punctuation in the four scripts, commas, line breaks.
 _CLAUSE_BREAK = re.compile(r"[.!?।॥;:,،؛؟\n…]+|\s[-–—]\s")
@@ -44,10 +44,10 @@ def fold(text: str, language: str) -> str:
     """Lowercase and fold spelling variants so that lexicon keys and text compare equal."""
     text = unicodedata.normalize("NFC", text).casefold()
     if language in ("fa", "ar", "ur"):
-        return _ARABIC_MARKS.sub("", text).translate(_PERSIAN_FOLDS)
+        return replace_chars(_ARABIC_MARKS.sub("", text), _PERSIAN_FOLDS)
     if language in ("hi", "mr", "ne"):
-        return text.translate(_DEVANAGARI_FOLDS)
-    return text.translate(_ZERO_WIDTH)
+        return replace_chars(text, _DEVANAGARI_FOLDS)
+    return replace_chars(text, _ZERO_WIDTH)
 
 
 def clauses(text: str, language: str) -> list[list[str]]:
