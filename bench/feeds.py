@@ -9,7 +9,8 @@ with ``wait4`` (wall time, user+system CPU, peak RSS):
 
 - ``monitor run --once`` with the 200 feeds as RSS sources, SQLite, and email alerts to
   a local SMTP sink (first poll not held back as backfill, so it alerts as it would on
-  any later poll);
+  any later poll); then the same poll again on a fresh database with the daemon held to
+  one CPU, as on a one-vCPU VPS (shown beside it; the target is judged on the first);
 - rss2email 3.14 (installed from PyPI into its own virtualenv under ``.bench-cache/``),
   which emails every entry to the same local SMTP sink;
 - the parse-only floor: one Python process running ``feedparser.parse`` on the same
@@ -59,8 +60,10 @@ class Measured:
 # process would report the benchmark's own peak RSS as its ru_maxrss, which exec never resets.
 LAUNCHER = textwrap.dedent(
     """
-    import json, resource, subprocess, sys
-    code = subprocess.run(sys.argv[2:]).returncode
+    import json, os, resource, subprocess, sys
+    if sys.argv[2]:  # the CPUs to run on (the command inherits them)
+        os.sched_setaffinity(0, {int(cpu) for cpu in sys.argv[2].split(",")})
+    code = subprocess.run(sys.argv[3:]).returncode
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(sys.argv[1], "w") as out:
         json.dump({"cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
@@ -69,15 +72,29 @@ LAUNCHER = textwrap.dedent(
 )
 
 
-def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Measured:
-    """Run ``command`` and account for exactly that process: wall, CPU, peak RSS."""
+def measure(
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    cpus: set[int] | None = None,
+) -> Measured:
+    """Run ``command`` and account for exactly that process: wall, CPU, peak RSS; on
+    ``cpus`` only, when given."""
     with tempfile.TemporaryDirectory() as scratch:
         report_path = Path(scratch) / "usage.json"
         log_path = Path(scratch) / "output.log"
         with open(log_path, "wb") as log:
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-c", LAUNCHER, str(report_path), *command],
+                [
+                    sys.executable,
+                    "-c",
+                    LAUNCHER,
+                    str(report_path),
+                    ",".join(map(str, sorted(cpus or ()))),
+                    *command,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
@@ -236,6 +253,7 @@ def run(feeds: int, entries: int, shares: tuple[float, ...] = (1.0, 0.1)) -> Sec
     on the first share's feeds: it emails every entry whatever it says, so its work is the
     same for every share."""
     rows: list[tuple[float, Measured, Measured, int, int]] = []
+    one_core: dict[float, Measured | None] = {}
     peer: Measured | None = None
     peer_emails = 0
     size_mb = 0.0
@@ -261,6 +279,7 @@ def run(feeds: int, entries: int, shares: tuple[float, ...] = (1.0, 0.1)) -> Sec
                 if ours.returncode != 0:
                     raise RuntimeError(f"monitor run --once failed:\n{ours.output[-3000:]}")
                 rows.append((share, floor, ours, stored_mentions(folder), smtp.take()))
+                one_core[share] = one_core_run(folder, urls, smtp)
                 if peer is None and (r2e := rss2email_venv()) is not None:
                     cfg = rss2email_config(folder, urls, smtp.port)
                     data = folder / "rss2email.json"
@@ -268,7 +287,23 @@ def run(feeds: int, entries: int, shares: tuple[float, ...] = (1.0, 0.1)) -> Sec
                     peer_emails = smtp.take()
         finally:
             server.stop()
-    return report(rows, peer, peer_emails, feeds, entries, size_mb)
+    return report(rows, peer, peer_emails, feeds, entries, size_mb, one_core)
+
+
+def one_core_run(folder: Path, urls: list[str], smtp: SmtpSink) -> Measured | None:
+    """The same poll on a fresh database with the daemon held to one CPU, as on a one-vCPU
+    VPS: its threads (feed parsing, SQLite) then never hand the GIL across cores."""
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    rerun = folder / "one-core"
+    rerun.mkdir()
+    config = monitor_config(rerun, urls, smtp.port)
+    cpu = min(os.sched_getaffinity(0))
+    result = measure(
+        [sys.executable, "-m", "monitor", "run", "--once", "-c", str(config)], cpus={cpu}
+    )
+    smtp.take()
+    return result if result.returncode == 0 else None
 
 
 def report(
@@ -278,7 +313,9 @@ def report(
     feeds: int,
     entries: int,
     size_mb: float,
+    one_core: dict[float, Measured | None] | None = None,
 ) -> Section:
+    one_core = one_core or {}
     lines = [
         f"{feeds} feeds × {entries} entries ({feeds * entries:,} entries, about {size_mb:.1f} MB), "
         "served from another process on 127.0.0.1; each run is its own process, measured with "
@@ -300,6 +337,11 @@ def report(
             f"| `monitor run --once` | {share:.0%} | {ours.wall_s:.2f} | {ours.cpu_s:.2f} "
             f"| {ours.peak_rss_mb:.0f} | {stored:,} mentions stored, {emails} alert emails |"
         )
+        if (pinned := one_core.get(share)) is not None:
+            lines.append(
+                f"| `monitor run --once`, held to one CPU | {share:.0%} | {pinned.wall_s:.2f} "
+                f"| {pinned.cpu_s:.2f} | {pinned.peak_rss_mb:.0f} | the same poll, fresh database |"
+            )
     if peer is not None:
         lines.append(
             f"| rss2email 3.14 `r2e run` | any | {peer.wall_s:.2f} | {peer.cpu_s:.2f} "
@@ -334,6 +376,11 @@ def report(
             )
         else:
             lines.append(f"- {share:.0%} mentions: CPU **{cpu_ratio:.2f}×** the parse-only floor.")
+        if (pinned := one_core.get(share)) is not None:
+            lines[-1] += (
+                f" Held to one CPU: {pinned.cpu_s / floor.cpu_s:.2f}× the floor (the target is "
+                "judged on the unpinned run above)."
+            )
     if peer is None:
         targets.append(
             Target("feed polling: wall vs rss2email", "–", f"≤ {TARGET_WALL_RATIO}×", None)
