@@ -134,11 +134,6 @@ class MappedText:
         return self.starts[start], self.ends[end - 1]
 
 
-@lru_cache(maxsize=8192)
-def _is_mark(ch: str) -> bool:
-    return unicodedata.category(ch)[0] == "M"
-
-
 def is_arabic_script(ch: str) -> bool:
     code = ord(ch)
     return 0x0600 <= code <= 0x06FF or 0x0750 <= code <= 0x077F or 0x08A0 <= code <= 0x08FF
@@ -162,29 +157,14 @@ def _fold_cluster(cluster: str) -> str:
     return "".join(out)
 
 
-def _is_trailing_jamo(ch: str) -> bool:
-    """Hangul vowel and final-consonant jamo: NFKC composes them with the jamo before."""
-    return "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff"
-
-
-def _clusters(text: str) -> list[tuple[int, int]]:
-    """Spans of a base character with its combining marks (NFKC never reaches across them);
-    the multi-character folds in ``_SEQUENCE_FOLDS`` are kept inside one span."""
-    spans: list[tuple[int, int]] = []
-    sequences = [old for old, _ in _SEQUENCE_FOLDS if old in text]
-    start = 0
-    n = len(text)
-    while start < n:
-        end = start + 1
-        for old in sequences:
-            if text.startswith(old, start):
-                end = start + len(old)
-                break
-        while end < n and (_is_mark(text[end]) or _is_trailing_jamo(text[end])):
-            end += 1
-        spans.append((start, end))
-        start = end
-    return spans
+# A base character with its combining marks and trailing Hangul jamo (NFKC never reaches
+# across them); the multi-character folds in ``_SEQUENCE_FOLDS`` are kept inside one.
+_CLUSTER = re.compile(
+    "(?:"
+    + "".join(re.escape(old) + "|" for old, _ in _SEQUENCE_FOLDS)
+    + f".)[{_MARKS}\u1160-\u11ff\ud7b0-\ud7ff]*",
+    re.DOTALL,
+)
 
 
 def normalize_mapped(text: str, *, keep_zwnj: bool = False) -> MappedText:
@@ -198,18 +178,27 @@ def normalize_mapped(text: str, *, keep_zwnj: bool = False) -> MappedText:
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for start, end in _clusters(text):
-        cluster = text[start:end]
+    start = 0
+    # findall (strings, no match objects) and running offsets: the cheapest walk in Python.
+    for cluster in _CLUSTER.findall(text):
+        end = start + len(cluster)
         if cluster[0] == ZWNJ:
             if keep_zwnj and out and is_arabic_script(out[-1]):
                 out.append(ZWNJ)
                 starts.append(start)
                 ends.append(end)
             cluster = cluster[1:]
-        for ch in _fold_cluster(cluster) if cluster else "":
-            out.append(ch)
+        folded = _fold_cluster(cluster) if cluster else ""
+        if len(folded) == 1:
+            out.append(folded)
             starts.append(start)
             ends.append(end)
+        else:
+            for ch in folded:
+                out.append(ch)
+                starts.append(start)
+                ends.append(end)
+        start = end
     return MappedText("".join(out), starts, ends)
 
 

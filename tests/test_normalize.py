@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -152,6 +153,22 @@ def test_whole_string_normalisation_equals_cluster_by_cluster(text: str) -> None
     """normalize_text folds the whole string at once (fast, in C); normalize_mapped folds
     cluster by cluster to keep offsets. Matching relies on both giving the same text."""
     assert normalize_text(text, casefold=False) == normalize_mapped(text).text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(SCRIPT_ALPHABETS)).flatmap(lambda s: script_text(SCRIPT_ALPHABETS[s]))
+)
+def test_each_character_maps_to_the_cluster_it_came_from(text: str) -> None:
+    """Offsets are what highlighting relies on: the spans follow each other, and the
+    normalised spans of the original, in order, are the normalised text."""
+    if text.isascii() or normalize_text(text, casefold=False) == text:
+        return  # the identity map: nothing to rebuild
+    mapped = normalize_mapped(text)
+    spans = list(dict.fromkeys(zip(mapped.starts, mapped.ends, strict=True)))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    rebuilt = "".join(normalize_text(text[start:end], casefold=False) for start, end in spans)
+    assert rebuilt == mapped.text
 
 
 _FEW = {"\u064a": "\u06cc", "\u0643": "\u06a9", "\u0640": None, "\u200c": None, "ँ": "ं"}
