@@ -169,7 +169,10 @@ def _document(item: MatchInput) -> _Doc:
     if exact.isascii():
         folded, folded_starts = exact.lower(), exact_starts
     else:
-        folded, folded_starts = _join([fold_case(w) for w in exact_words])
+        # One call for the whole line: folding never reaches across the spaces between
+        # words (NFKC composes only onto a preceding letter), and a word may change length.
+        folded = fold_case(exact)
+        folded_starts = _join(folded[1:-1].split(" "))[1] if exact_words else []
     return _Doc(
         folded=folded,
         folded_starts=folded_starts,

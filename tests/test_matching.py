@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from monitor.config import Config
-from monitor.matching import Matcher, MatchInput, QueryError, parse_query, search_terms
-from monitor.normalize import normalize_text, words
+from monitor.matching import Matcher, MatchInput, QueryError, _document, parse_query, search_terms
+from monitor.normalize import fold_case, normalize_text, words
 from monitor.pipeline import brand_handles, is_tagged
 
 
@@ -425,3 +425,16 @@ def test_the_prefilter_never_drops_a_match(case: tuple[str, str]) -> None:
     watchlists = [("w", query, [])]
     item = MatchInput(text)
     assert Matcher(watchlists).match(item) == _Unfiltered(watchlists).match(item)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40))
+def test_a_line_folds_word_by_word(text: str) -> None:
+    """The matcher case-folds a post's words in one call (cheaper than one per word); the
+    words and their offsets must be what folding each word alone gives."""
+    doc = _document(MatchInput(text=text))
+    words = [doc.exact[start:].split(" ", 1)[0] for start in doc.exact_starts]
+    folded = [fold_case(word) for word in words]
+    assert [doc.folded[start:].split(" ", 1)[0] for start in doc.folded_starts] == folded
+    if words:
+        assert doc.folded == " " + " ".join(folded) + " "
