@@ -28,6 +28,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,12 +52,20 @@ TARGET_PER_S = 2_000
 TARGET_TERMS = 1_000
 
 
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    return "not pinned (no sched_setaffinity here)"
+@contextmanager
+def one_core() -> Iterator[str]:
+    """Hold this process to one CPU while measuring, then give the others back: the
+    benchmarks after this one (and every process they start) inherit the affinity."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield "not pinned (no sched_setaffinity here)"
+        return
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield f"pinned to CPU {cpu}"
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def config_for(database: str, watchlists: list[tuple[str, str, list[str]]]) -> Config:
@@ -201,7 +211,11 @@ def _now() -> datetime:
 
 
 def run(corpus: Path, count: int, sizes: tuple[int, ...] = SIZES) -> Section:
-    pinned = pin_to_one_core()
+    with one_core() as pinned:
+        return measure_sizes(corpus, count, sizes, pinned)
+
+
+def measure_sizes(corpus: Path, count: int, sizes: tuple[int, ...], pinned: str) -> Section:
     rng = random.Random(3)
     texts = load_corpus(corpus, 20_000, rng)
     counts = Counter(w for text in texts for w in set(words(text)))
