@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import signal
+import textwrap
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -323,9 +324,9 @@ class Daemon:
         parts = [f"{len(rows) - len(unwell) - len(waiting)}/{len(rows)} sources ok"]
         if waiting:
             parts.append(f"{len(waiting)} not polled yet")
-        parts += [f"{h.source} DARK: {(h.dark_reason or '')[:200]}" for h in rows if h.dark_since]
+        parts += [f"{h.source} DARK: {_clip(h.dark_reason, 200)}" for h in rows if h.dark_since]
         parts += [
-            f"{h.source} failing ×{h.error_streak}: {(h.last_error or '')[:160]}"
+            f"{h.source} failing ×{h.error_streak}: {_clip(h.last_error, 160)}"
             for h in unwell
             if not h.dark_since
         ]
@@ -334,7 +335,7 @@ class Daemon:
         if problem := self.store.write_health.describe():
             parts.insert(0, problem)
         parts += [
-            f"sink {kind} failing ×{h.consecutive_failures}: {h.last_error[:120]}"
+            f"sink {kind} failing ×{h.consecutive_failures}: {_clip(h.last_error, 120)}"
             for kind, h in self.deliverer.health.items()
             if h.consecutive_failures
         ]
@@ -438,3 +439,9 @@ class Daemon:
 def log_bug(exc: BaseException, message: str) -> None:
     """Log an unexpected error with its traceback (a bug to report), keeping the daemon up."""
     log.error(message, exc_info=exc)
+
+
+def _clip(text: str | None, width: int) -> str:
+    """A long error shortened at a word, marked with an ellipsis (the health line is one
+    log line; the whole error is in ``monitor sources``)."""
+    return textwrap.shorten(text or "", width=width, placeholder=" …")

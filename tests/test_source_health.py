@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert
 
 from monitor.cli import main
-from monitor.daemon import Daemon
+from monitor.daemon import Daemon, _clip
 from monitor.health import dark_condition, update_dark
 from monitor.store import Store, alert_state
 from monitor.store import sources as source_store
@@ -233,6 +233,14 @@ async def test_the_heartbeat_marks_a_blocked_source_dark_and_others_stay_ok(
     finally:
         await daemon.close()
     assert summary.startswith("1/2 sources ok; blocked DARK: failing since")
+
+
+def test_the_health_line_shortens_long_errors_at_a_word() -> None:
+    error = "feed: cannot connect to feeds.example.test:443 — check DNS and outbound network access"
+    clipped = _clip(error, 60)
+    assert len(clipped) <= 60 and clipped.endswith(" …")
+    assert error.startswith(clipped.removesuffix(" …")) and not clipped.endswith("ne …")
+    assert _clip("short", 60) == "short" and _clip(None, 60) == ""
 
 
 # ------------------------------------------------------------- monitor sources
