@@ -46,10 +46,10 @@ EXCLAMATION_BOOST = 0.25
 # "Quality is low", "price is high": the amount word gets this valence (signed), when it
 # follows its aspect within this many words.
 ASPECT_VALENCE = 1.2
+ASPECT_WINDOW = 4
 # Words remembered per language and lookup table: a bound, so a firehose of new words
 # cannot grow the caches without end.
 CACHE_ENTRIES = 100_000
-ASPECT_WINDOW = 4
 
 Lookup = Callable[[str], tuple[float | None, bool]]
 # Lexicon line fields: entry, valence, optional negation factor.
