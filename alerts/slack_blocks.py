@@ -179,7 +179,8 @@ def group_blocks(alert: Alert) -> list[dict[str, Any]]:
             f"• {target} — {escape(item.get('author') or '?')}, {age(item, now)} ago "
             f"(id {item.get('id')})"
         )
-    total = len(alert.body.get("mention_ids", [])) or len(alert.group)
+    listed = alert.body.get("mention_ids", [])
+    total = int(alert.body.get("mention_count") or len(listed) or len(alert.group))
     more = total - len(alert.group)
     if more > 0:
         lines.append(f"…and {more} more: `monitor mentions --state open`")

@@ -46,8 +46,6 @@ MAX_RETRY_DELAY = timedelta(minutes=30)
 MIN_RETRY_DELAY = timedelta(seconds=1)
 # An escalation waits for the alert it threads under; poll for it this often.
 THREAD_PARENT_WAIT = timedelta(seconds=5)
-# A storm or batch alert lists at most this many of its mentions.
-GROUP_LIST_LIMIT = 15
 
 
 def retry_delay(attempts: int, retry_after: timedelta | None = None) -> timedelta:
@@ -330,7 +328,7 @@ async def mention_context(connection: AsyncConnection, mention: dict[str, Any]) 
 
 
 async def _group_mentions(connection: AsyncConnection, payload: dict[str, Any]) -> list[dict]:
-    ids = [int(i) for i in payload.get("mention_ids", [])][:GROUP_LIST_LIMIT]
+    ids = [int(i) for i in payload.get("mention_ids", [])][: outbox.GROUP_LISTED]
     found = []
     for mention_id in ids:
         mention = await mention_store.get(connection, mention_id)

@@ -15,6 +15,7 @@ from monitor.mention import Mention
 from monitor.pipeline import Pipeline
 from monitor.store import Store, alert_state
 from monitor.store import sources as source_store
+from monitor.store.outbox import GROUP_LISTED
 from monitor.store.tables import alert_outbox, mentions
 from sources.base import FetchResult
 
@@ -131,10 +132,11 @@ async def test_a_burst_of_negatives_is_one_storm_alert(
         sendable = [r for r in rows if r.status == "pending"]
         assert [r.kind for r in sendable] == ["mention", "mention", "storm"]
         storm = sendable[-1]
-        # the storm lists the 50 mentions of the burst; its count is every negative in the
-        # window (the morning's two as well)
+        # the storm lists the first mentions of the burst and counts all 50; its title
+        # counts every negative in the window (the morning's two as well)
         assert len(stats.new_ids) == 50
-        assert storm.payload["mention_ids"] == sorted(stats.new_ids)
+        assert storm.payload["mention_ids"] == sorted(stats.new_ids)[:GROUP_LISTED]
+        assert storm.payload["mention_count"] == 50
         assert storm.payload["title"] == "Storm on brand: 52 negative mentions in 1h"
         assert storm.payload["count"] == 52
         held = [r for r in rows if r.status == "held"]
@@ -144,9 +146,9 @@ async def test_a_burst_of_negatives_is_one_storm_alert(
         assert later.alerts == 0
         rows = await outbox_rows(store)
         assert (rows[-1].status, rows[-1].thread_of) == ("held", storm.id)
-        assert (
-            rows[-1].mention_id in next(r for r in rows if r.id == storm.id).payload["mention_ids"]
-        )
+        grown = next(r for r in rows if r.id == storm.id).payload
+        assert grown["mention_count"] == 51
+        assert grown["mention_ids"] == sorted(stats.new_ids)[:GROUP_LISTED]  # a bounded list
     finally:
         await store.dispose()
 
@@ -162,7 +164,7 @@ async def test_many_at_once_are_batched_and_a_thread_cools_down(
         assert stats.alerts == 4  # three single alerts and one list of the other seven
         rows = await outbox_rows(store)
         batch = next(r for r in rows if r.kind == "batch")
-        assert len(batch.payload["mention_ids"]) == 7
+        assert len(batch.payload["mention_ids"]) == batch.payload["mention_count"] == 7
         # the same conversation again within thread_cooldown: a reply in its thread
         first = angry(100, thread_key="forum:t9", author="dee")
         second = angry(101, thread_key="forum:t9", author="dee")

@@ -9,6 +9,7 @@ from typing import Any
 
 from alerts.base import Alert, Person
 from alerts.slack import SlackConfig, SlackSink
+from alerts.slack_blocks import group_blocks
 from monitor.delivery import MAX_RETRY_DELAY, Deliverer, retry_delay
 from monitor.store import Store, outbox
 from monitor.store.outbox import OutboxItem
@@ -218,3 +219,22 @@ def test_retry_delay_is_what_the_service_asked_for_whatever_the_attempt() -> Non
     assert retry_delay(3, timedelta(0)) == timedelta(seconds=1)  # never a busy loop
     assert [retry_delay(n) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (2, 4, 8)]
     assert retry_delay(20) == MAX_RETRY_DELAY
+
+
+def test_a_storm_lists_its_first_mentions_and_counts_the_rest() -> None:
+    listed = [{**hostile_mention(), "id": i, "text": f"down again {i}"} for i in range(15)]
+    storm = alert(
+        kind="storm",
+        title="Storm on brand",
+        mention=None,
+        body={"mention_ids": list(range(15)), "mention_count": 51},
+        group=listed,
+    )
+    text = json.dumps(group_blocks(storm), ensure_ascii=False)
+    assert "down again 14" in text
+    assert "…and 36 more" in text
+    # an older row without a count: its list is the whole group
+    older = alert(
+        kind="batch", title="7 more", mention=None, body={"mention_ids": [1, 2]}, group=listed[:2]
+    )
+    assert "more:" not in json.dumps(group_blocks(older), ensure_ascii=False)

@@ -18,6 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.store.tables import alert_outbox
 
+# A storm or batch alert lists this many of its mentions (the first ones); beyond them its
+# payload keeps only their number (``mention_count``), so a storm of a hundred thousand
+# negative mentions still rewrites a payload of a few hundred bytes per batch. Every member
+# is also linked by its own held row (``thread_of``).
+GROUP_LISTED = 15
+
 
 @dataclass(slots=True)
 class OutboxItem:
@@ -64,7 +70,12 @@ async def enqueue(connection: AsyncConnection, items: list[OutboxItem], now: dat
                 merges.setdefault(known[item.dedup_key].id, set()).update(item.merge_ids)
             continue
         if item.merge_ids:
-            item.payload = {**item.payload, "mention_ids": sorted(set(item.merge_ids))}
+            members = sorted(set(item.merge_ids))
+            item.payload = {
+                **item.payload,
+                "mention_ids": members[:GROUP_LISTED],
+                "mention_count": len(members),
+            }
         known[item.dedup_key] = _Known(0, item.payload)  # later duplicates in `items` skip
         waiting.append(item)
     await _merge_ids(connection, merges)
@@ -114,7 +125,10 @@ class _Known:
 
 
 async def _merge_ids(connection: AsyncConnection, merges: dict[int, set[int]]) -> None:
-    """Add mention ids to the payloads of existing storm/batch rows (one read for all)."""
+    """Add new mentions to existing storm/batch rows (one read for all): the first
+    ``GROUP_LISTED`` are listed, every one is counted.
+
+    Only mentions stored in this transaction are merged, so none was counted before."""
     if not merges:
         return
     rows = await connection.execute(
@@ -122,12 +136,15 @@ async def _merge_ids(connection: AsyncConnection, merges: dict[int, set[int]]) -
     )
     for row in rows.all():
         payload = dict(row.payload or {})
-        merged = sorted(set(payload.get("mention_ids", [])) | merges[row.id])
-        if merged != payload.get("mention_ids"):
-            payload["mention_ids"] = merged
-            await connection.execute(
-                update(alert_outbox).where(alert_outbox.c.id == row.id).values(payload=payload)
-            )
+        listed = [int(i) for i in payload.get("mention_ids", [])]
+        added = merges[row.id] - set(listed)
+        if not added:
+            continue
+        payload["mention_count"] = int(payload.get("mention_count", len(listed))) + len(added)
+        payload["mention_ids"] = sorted({*listed, *added})[:GROUP_LISTED]
+        await connection.execute(
+            update(alert_outbox).where(alert_outbox.c.id == row.id).values(payload=payload)
+        )
 
 
 async def _ids_for_keys(connection: AsyncConnection, keys: list[str]) -> dict[str, int]:
